@@ -1,0 +1,56 @@
+"""`nst stylize`: one content image, one or more style images, one output and its provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nst_engine import EngineConfig, ImageError, ProgressEvent, load_image, stylize
+from nst_engine.images import save_image, write_atomic
+from nst_engine.provenance import build_provenance, sha256_bytes
+
+
+def provenance_path(output: Path) -> Path:
+    return output.with_suffix(".json")
+
+
+def stylize_files(content: Path, styles: Sequence[Path], output: Path, config: EngineConfig,
+                  progress: bool = True) -> dict[str, Any]:
+    """Stylize `content` with `styles`, write `output` then its provenance JSON; return the record."""
+    blobs = {path: _read(path) for path in (content, *styles)}
+    content_image = load_image(blobs[content], name=str(content))
+    style_images = [load_image(blobs[path], name=str(path)) for path in styles]
+    total = sum(config.iterations_per_scale())
+    with _progress_bar(progress) as bar:
+        task = bar.add_task("stylizing", total=total)
+        done = 0
+
+        def on_step(event: ProgressEvent) -> None:
+            nonlocal done
+            done += 1
+            bar.update(task, completed=done,
+                       description=f"scale {event.scale_index + 1}/{event.scale_count} "
+                                   f"{event.width}x{event.height} loss {event.losses.total:.4g}")
+
+        result = stylize([content_image], [style_images], config, callback=on_step)
+    inputs = {"content": {"path": str(content), "sha256": sha256_bytes(blobs[content])},
+              "styles": [{"path": str(p), "sha256": sha256_bytes(blobs[p])} for p in styles]}
+    record = build_provenance(config, result.weights, result.losses[0], result.seconds, result.device, inputs)
+    save_image(result.pil_images()[0], output)
+    write_atomic(provenance_path(output), json.dumps(record, indent=2).encode())  # after the image
+    return record
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageError(str(path), f"cannot read file ({exc.strerror or exc})") from None
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled, transient=False)
