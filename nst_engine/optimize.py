@@ -140,12 +140,17 @@ def _run_scale(extractor: VGGFeatures, x: torch.Tensor, content_targets: dict[st
         total.backward()
         return total
 
+    # Clamping behind L-BFGS's back breaks its curvature pairs (s = x_new - x_old) and makes the
+    # loss spike; so L-BFGS runs unconstrained and the image is clamped after each scale. Adam
+    # keeps no such history and is clamped every step.
+    clamp_each_step = config.optimizer != "lbfgs"
     for step in range(1, steps + 1):
         optimizer.step(closure)
-        with torch.no_grad():
-            x.clamp_(0, 1)
+        if clamp_each_step:
+            with torch.no_grad():
+                x.clamp_(0, 1)
         report(step, terms)
-    return x.detach(), terms
+    return x.detach().clamp(0, 1), terms
 
 
 def _objective(extractor: VGGFeatures, x: torch.Tensor, content_targets: dict[str, torch.Tensor],

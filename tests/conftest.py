@@ -1,0 +1,46 @@
+"""Shared fixtures: small synthetic images and a seeded random VGG-19 weights file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_engine.vgg import random_state
+
+
+def make_image(width: int, height: int, seed: int, kind: str = "content") -> Image.Image:
+    """Deterministic test pictures: a smooth scene for contents, a striped texture for styles."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    if kind == "content":
+        base = np.stack([x, y, 1 - x * y], axis=-1)
+        cy, cx = rng.uniform(0.3, 0.7, size=2)
+        disc = ((x - cx) ** 2 + (y - cy) ** 2) < 0.04
+        base[disc] = rng.uniform(0, 1, size=3)
+    else:
+        phase = rng.uniform(0, 6.28, size=3)
+        base = 0.5 + 0.5 * np.sin(np.stack([x * 40 + phase[0], (x + y) * 30 + phase[1], y * 50 + phase[2]], -1))
+    noise = rng.normal(0, 0.03, size=base.shape)
+    return Image.fromarray((np.clip(base + noise, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torchvision-format VGG-19 state dict with seeded random weights (no real ones offline)."""
+    path = tmp_path_factory.mktemp("weights") / "vgg19-random.pth"
+    torch.save({f"features.{k}": v for k, v in random_state(7).items()}, path)
+    return path
+
+
+@pytest.fixture
+def content_image() -> Image.Image:
+    return make_image(64, 48, seed=1)
+
+
+@pytest.fixture
+def style_image() -> Image.Image:
+    return make_image(56, 56, seed=2, kind="style")
