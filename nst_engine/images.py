@@ -69,6 +69,13 @@ def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
 
 
+def thumbnail(image: Image.Image, max_side: int = 192) -> Image.Image:
+    """A small copy for galleries (never enlarged)."""
+    copy = image.copy()
+    copy.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return copy
+
+
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> [1, 3, H, W] float32 in [0, 1]."""
     data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)

@@ -67,9 +67,7 @@ class WeightsInfo:
 
     def identity(self) -> str:
         """A short string that changes whenever the weights do (keys caches)."""
-        if self.kind == "random":
-            return f"random:{self.seed}"
-        return f"sha256:{self.sha256}"
+        return weights_identity(self.source)
 
     def to_dict(self) -> dict[str, object]:
         data: dict[str, object] = {"source": self.source, "kind": self.kind, "sha256": self.sha256}
@@ -150,7 +148,27 @@ def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     if not path.is_file():
         raise WeightsError(f"weights file {str(path)!r} does not exist (expected a VGG-19 state dict .pth)")
     state = _read_state(path)
-    return state, WeightsInfo(source=weights, kind="file", sha256=file_sha256(path), path=str(path.resolve()))
+    sha = weights_identity(weights).removeprefix("sha256:")
+    return state, WeightsInfo(source=weights, kind="file", sha256=sha, path=str(path.resolve()))
+
+
+def weights_identity(weights: str) -> str:
+    """What identifies a weights source in cache keys and fingerprints, without loading it."""
+    match = _RANDOM.match(weights)
+    if match:
+        return f"random:{int(match.group(1) or 0)}"
+    if weights == "imagenet":  # torchvision checks the file against the hash in its name
+        return "imagenet:" + os.path.basename(IMAGENET_URL).removesuffix(".pth")
+    path = Path(weights).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        return "sha256:" + _cached_sha256(str(path.resolve()), stat.st_mtime, stat.st_size)
+    return weights
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_sha256(path: str, _mtime: float, _size: int) -> str:
+    return file_sha256(Path(path))
 
 
 def random_state(seed: int) -> dict[str, torch.Tensor]:

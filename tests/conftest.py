@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+# Before anything imports Prefect: an isolated PREFECT_HOME (caches and concurrency limits would
+# otherwise leak between runs) and a startup timeout that covers a fresh database's migration.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="nst-tests-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ["NST_CACHE"] = os.path.join(_PREFECT_HOME, "nst-cache")
 
 import numpy as np
 import pytest

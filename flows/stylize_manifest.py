@@ -1,0 +1,137 @@
+"""The flow: manifest -> plan -> style targets -> pair batches -> run.json + gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture, wait
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
+from tasks.manifest import load_manifest
+from tasks.plan import PairJob, build_plan
+from tasks.prefect_tasks import stylize_batch_task, style_target_task
+from tasks.storage import open_storage, write_json
+from tasks.style_cache import StyleCache, cache_location
+from tasks.work import BatchFailed
+
+RANDOM_WEIGHTS_WARNING = ("These images were made with RANDOM VGG-19 weights (no ImageNet weights were "
+                          "available): they show the pipeline working, not real style transfer.")
+
+
+def _run_name() -> str:
+    """Flow runs are named after the manifest (its `name:`), falling back to the file name."""
+    uri = str(flow_run.parameters.get("manifest_uri", "manifest"))
+    try:
+        return load_manifest(uri).name
+    except Exception:  # noqa: BLE001 - a bad manifest fails the run itself, with the full report
+        return Path(uri).stem
+
+
+@flow(name="stylize-manifest", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2),
+      log_prints=False)
+def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool = False,
+                     only: list[str] | None = None, batch_size: int = 4, gpu_slots: int = 1,
+                     gpu_limit: str | None = None) -> State:
+    """Stylize every pair of a manifest. Returns Completed, or Failed naming how many pairs failed.
+
+    gpu_slots bounds concurrent engine work in this process; gpu_limit names a Prefect global
+    concurrency limit instead (several workers, one server).
+    """
+    logger = get_run_logger()
+    manifest = load_manifest(manifest_uri)  # ManifestError: every problem, before any GPU work
+    storage = open_storage(output or manifest.output)
+    cache_uri = cache_location(manifest.cache)
+    cache = StyleCache.at(cache_uri)
+    plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size, cached=cache.has)
+    logger.info("plan: %s", plan.summary())
+    if gpu_limit:
+        _ensure_limit(gpu_limit, gpu_slots)
+
+    style_futures = {job.key: style_target_task.with_options(task_run_name=f"style {job.style_id} @{job.side}px")
+                     .submit(job, cache_uri, manifest.engine.device, gpu_slots, gpu_limit)
+                     for job in plan.style_jobs}
+    wait(list(style_futures.values()))
+    style_results = {key: _result(f) for key, f in style_futures.items()}
+    bad_styles = {key: r for key, r in style_results.items() if isinstance(r, BaseException)}
+    computed = sum(1 for r in style_results.values() if isinstance(r, dict) and r["computed"])
+
+    outcomes: list[dict[str, Any]] = [{"content": c, "style": s, "status": "failed", "reason": reason}
+                                      for c, s, reason in plan.failed]
+    outcomes += [{"content": j.content_id, "style": j.style_id, "status": "skipped",
+                  "reason": "same fingerprint already done", "fingerprint": j.fingerprint} for j in plan.skipped]
+    batch_futures = []
+    for batch in plan.batches:
+        runnable = []
+        for job in batch:
+            failed_key = next((k for k in job.style_keys if k in bad_styles), None)
+            if failed_key:
+                outcomes.append({"content": job.content_id, "style": job.style_id, "status": "failed",
+                                 "reason": f"style target failed: {bad_styles[failed_key]}"})
+            else:
+                runnable.append(job)
+        if runnable:
+            batch_futures.append((runnable, stylize_batch_task.with_options(task_run_name=_batch_name(runnable))
+                                  .submit(runnable, storage.uri, cache_uri, gpu_slots, gpu_limit)))
+    wait([f for _, f in batch_futures])
+    for jobs, future in batch_futures:
+        outcomes += _batch_outcomes(jobs, future)
+
+    stats = {"style_targets": {"planned": len(plan.style_jobs), "computed": computed,
+                               "cached": len(plan.style_jobs) - computed - len(bad_styles),
+                               "failed": len(bad_styles)},
+             "task_runs": len(style_futures) + len(batch_futures), "output": storage.uri, "cache": cache_uri}
+    report = run_report(manifest.name, outcomes, stats)
+    write_json(storage, REPORT_KEY, report)
+    warning = RANDOM_WEIGHTS_WARNING if manifest.engine.weights.startswith("random") else None
+    storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
+                                            [s.id for s in manifest.styles], outcomes, warning).encode(),
+                  content_type="text/html")
+    counts = report["counts"]
+    message = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+    logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
+    if counts["failed"]:
+        return Failed(message=f"{counts['failed']} of {len(outcomes)} pairs failed ({message})", data=report)
+    return Completed(message=message, data=report)
+
+
+def _batch_name(jobs: list[PairJob]) -> str:
+    if len(jobs) == 1:
+        return f"stylize {jobs[0].content_id} x {jobs[0].style_id}"
+    return f"stylize {len(jobs)} pairs: {jobs[0].content_id} x {jobs[0].style_id}, ..."
+
+
+def _result(future: PrefectFuture[Any]) -> Any:
+    """The task's return value, or the exception it failed with."""
+    return future.state.result(raise_on_failure=False)
+
+
+def _batch_outcomes(jobs: list[PairJob], future: PrefectFuture[Any]) -> list[dict[str, Any]]:
+    result = _result(future)
+    if isinstance(result, BatchFailed):
+        return [o.to_dict() for o in result.outcomes]
+    if isinstance(result, BaseException):  # crashed task: every pair in it failed
+        return [{"content": j.content_id, "style": j.style_id, "status": "failed",
+                 "reason": f"{type(result).__name__}: {result}"} for j in jobs]
+    return list(result)
+
+
+def _ensure_limit(name: str, slots: int) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, slots)
+
+
+def run_manifest(manifest_uri: str, **options: Any) -> tuple[State, dict[str, Any]]:
+    """Run the flow and return its final state and run report (raises on a bad manifest)."""
+    state = stylize_manifest(manifest_uri, return_state=True, **options)
+    report = state.result(raise_on_failure=False)
+    if isinstance(report, BaseException):
+        raise report
+    return state, report
+

@@ -1,0 +1,140 @@
+"""The work a task does, as plain functions: compute a style target; stylize a batch of pairs.
+
+Each function writes its own outputs and returns small metadata (DESIGN.md: results stay out
+of Prefect's memory).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from nst_engine import EngineConfig, ProgressEvent, StyleTargets, compute_style_targets, load_image, stylize
+from nst_engine.errors import EngineError
+from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tensor
+from nst_engine.optimize import resolve_device, style_tensors
+from nst_engine.provenance import build_provenance
+from nst_engine.vgg import build_extractor, weights_identity
+from tasks.plan import PairJob, StyleJob
+from tasks.storage import Storage, StorageError, read_uri
+from tasks.style_cache import StyleCache, style_cache_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairOutcome:
+    content: str
+    style: str
+    status: str  # done | skipped | failed
+    reason: str = ""
+    losses: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in ("", {}, None)}
+
+
+class BatchFailed(Exception):
+    """Some pairs of a batch failed; `outcomes` holds every pair's outcome (the rest are done)."""
+
+    def __init__(self, outcomes: list[PairOutcome]) -> None:
+        self.outcomes = outcomes
+        failed = [o for o in outcomes if o.status == "failed"]
+        super().__init__(f"{len(failed)} of {len(outcomes)} pairs failed: "
+                         + "; ".join(f"{o.content} x {o.style}: {o.reason}" for o in failed))
+
+
+def extractor_for(config: EngineConfig, device: torch.device) -> Any:
+    layers = set(config.content_layers) | set(config.style_layers)
+    return build_extractor(config.weights, layers, config.pooling, device)
+
+
+def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto") -> bool:
+    """Make sure the cache holds `job`'s targets. True when they had to be computed."""
+    if cache.get(job.key) is not None:
+        return False
+    config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device)
+    extractor, _ = extractor_for(config, resolve_device(device))
+    images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
+    tensors = style_tensors(images, job.side, None, config)
+    targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
+                                    meta={"style": job.style_id, "side": str(job.side)})
+    cache.put(job.key, targets)
+    return True
+
+
+def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *,
+                  on_progress: Callable[[ProgressEvent], None] | None = None) -> list[PairOutcome]:
+    """Stylize pairs that share settings and output shape in one engine call.
+
+    A pair whose input cannot be decoded fails alone; the others still run. Each result is
+    written image first, then provenance (whose fingerprint marks the pair as done).
+    """
+    outcomes: dict[str, PairOutcome] = {}
+    ready: list[tuple[PairJob, Any, list[Any]]] = []
+    for job in jobs:
+        try:
+            content = load_image(read_uri(job.content_uri), name=job.content_uri)
+            styles = [load_image(read_uri(uri), name=uri) for uri in job.style_uris]
+            ready.append((job, content, styles))
+        except (EngineError, StorageError) as exc:
+            outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "failed", str(exc))
+    if ready:
+        _run_engine(ready, output, cache, outcomes, on_progress)
+    ordered = [outcomes[job.name] for job in jobs]
+    if any(o.status == "failed" for o in ordered):
+        raise BatchFailed(ordered)
+    return ordered
+
+
+def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, cache: StyleCache,
+                outcomes: dict[str, PairOutcome], on_progress: Callable[[ProgressEvent], None] | None) -> None:
+    config = ready[0][0].config
+    device = resolve_device(config.device)
+    extractor, weights = extractor_for(config, device)
+
+    def targets_for(item: int, side: int) -> StyleTargets:
+        job, content_image, styles = ready[item]
+        matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
+        key = style_cache_key(job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
+                              config.style_layers, config.pooling, weights_identity(config.weights), matched_to)
+        targets = cache.get(key)
+        if targets is None:  # matched colours, or an entry lost since planning
+            reference = to_tensor(resize_max_side(content_image, config.size)).to(device) if config.match_histogram else None
+            tensors = style_tensors(styles, side, reference, config)
+            targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend)
+            cache.put(key, targets)
+        return targets.to(device)
+
+    start = time.perf_counter()
+    try:
+        result = stylize([c for _, c, _ in ready], [s for _, _, s in ready], config, callback=on_progress,
+                         targets_for=targets_for, extractor=extractor)
+    except Exception as exc:  # noqa: BLE001 - the whole engine call failed: every pair in it did
+        log.exception("engine failed on %s", ", ".join(job.name for job, _, _ in ready))
+        for job, _, _ in ready:
+            outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "failed", f"{type(exc).__name__}: {exc}")
+        return
+    seconds = (time.perf_counter() - start) / len(ready)
+    for (job, _, _), image, losses in zip(ready, result.pil_images(), result.losses):
+        try:
+            record = build_provenance(config, weights, losses, seconds, result.device, job.inputs,
+                                      fingerprint=job.fingerprint, extra={"pair": job.name, "batch": len(ready)})
+            meta = {"fingerprint": job.fingerprint, "content": job.content_id, "style": job.style_id}
+            output.write(job.image_key, encode_image(image), content_type="image/png", metadata=meta)
+            output.write(job.thumbnail_key, encode_image(thumbnail(image), "JPEG", 85),
+                         content_type="image/jpeg", metadata=meta)
+            output.write(job.provenance_key, json.dumps(record, indent=2).encode(),  # last: marks it done
+                         content_type="application/json", metadata=meta)
+        except StorageError as exc:
+            outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "failed", str(exc))
+            continue
+        outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "done", losses=record["losses"],
+                                         seconds=round(seconds, 3), fingerprint=job.fingerprint)
