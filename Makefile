@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/nst run examples/demo/manifest.yaml
+	$(BIN)/nst run examples/demo/manifest.yaml --fallback-weights random
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

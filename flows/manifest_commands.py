@@ -39,7 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ.setdefault(key, value)
     from flows.stylize_manifest import run_manifest
 
-    options = {"output": args.output, "force": args.force, "only": only}
+    options = {"output": args.output, "force": args.force, "only": only,
+               "weights": args.weights or _fallback(manifest.engine.weights, args.fallback_weights)}
     if args.batch_size:
         options["batch_size"] = args.batch_size
     if args.gpu_slots:
@@ -52,6 +53,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         if pair["status"] == "failed":
             print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def _fallback(weights: str, fallback: str | None) -> str | None:
+    """`fallback` when `weights` cannot be loaded here, else None (keep the manifest's)."""
+    if not fallback:
+        return None
+    from nst_engine.errors import WeightsError
+    from nst_engine.vgg import load_weights
+
+    try:
+        load_weights(weights)
+    except WeightsError as exc:
+        banner = "!" * 78
+        print(f"{banner}\nWEIGHTS '{weights}' ARE NOT AVAILABLE: {exc}\nFALLING BACK TO '{fallback}': "
+              f"the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
+        return fallback
+    return None
 
 
 def _dry_run(manifest: object, args: argparse.Namespace, only: list[str] | None) -> int:

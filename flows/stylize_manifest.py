@@ -12,7 +12,7 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
-from tasks.manifest import load_manifest
+from tasks.manifest import load_manifest, with_engine_changes
 from tasks.plan import PairJob, build_plan
 from tasks.prefect_tasks import stylize_batch_task, style_target_task
 from tasks.storage import open_storage, write_json
@@ -36,14 +36,18 @@ def _run_name() -> str:
       log_prints=False)
 def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool = False,
                      only: list[str] | None = None, batch_size: int = 4, gpu_slots: int = 1,
-                     gpu_limit: str | None = None) -> State:
+                     gpu_limit: str | None = None, weights: str | None = None) -> State:
     """Stylize every pair of a manifest. Returns Completed, or Failed naming how many pairs failed.
 
     gpu_slots bounds concurrent engine work in this process; gpu_limit names a Prefect global
-    concurrency limit instead (several workers, one server).
+    concurrency limit instead (several workers, one server). `weights` overrides the manifest's.
     """
     logger = get_run_logger()
     manifest = load_manifest(manifest_uri)  # ManifestError: every problem, before any GPU work
+    if weights:
+        manifest = with_engine_changes(manifest, weights=weights)
+    if manifest.engine.weights.startswith("random"):
+        logger.warning(RANDOM_WEIGHTS_WARNING)
     storage = open_storage(output or manifest.output)
     cache_uri = cache_location(manifest.cache)
     cache = StyleCache.at(cache_uri)

@@ -6,6 +6,7 @@ before any GPU work starts.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import re
 from dataclasses import dataclass
@@ -68,6 +69,12 @@ class Manifest:
     styles: tuple[ImageRef, ...]
     engine: EngineConfig
     pairs: tuple[PairSpec, ...]
+
+
+def with_engine_changes(manifest: Manifest, **changes: Any) -> Manifest:
+    """The same manifest with engine settings changed for every pair (e.g. weights=...)."""
+    pairs = tuple(dataclasses.replace(p, engine=p.engine.replace(**changes)) for p in manifest.pairs)
+    return dataclasses.replace(manifest, engine=manifest.engine.replace(**changes), pairs=pairs)
 
 
 def load_manifest(path: str | Path) -> Manifest:
