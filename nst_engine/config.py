@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import types
@@ -85,10 +86,7 @@ class EngineConfig:
 
     def fingerprint(self) -> str:
         """Stable sha256 of everything that changes the output image."""
-        data = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
-        data["engine_version"] = ENGINE_VERSION
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return _fingerprint(self)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, base: "EngineConfig | None" = None,
@@ -120,6 +118,14 @@ class EngineConfig:
             return dataclasses.replace(base, **changes)
         except ConfigError as exc:
             raise ConfigError([(f"{where}.{f}", m) for f, m in exc.problems]) from None
+
+
+@functools.lru_cache(maxsize=1024)  # configs are frozen; planning 10,000 pairs asks often
+def _fingerprint(config: EngineConfig) -> str:
+    data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
+    data["engine_version"] = ENGINE_VERSION
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _check_values(cfg: EngineConfig) -> list[tuple[str, str]]:

@@ -140,6 +140,7 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     skipped: list[PairJob] = []
     failed: list[tuple[str, str, str]] = []
     style_jobs: dict[str, StyleJob] = {}
+    finished = set() if force else set(output.list("results"))  # one listing, not a read per pair
     for spec in pairs:
         content, style = contents[spec.content], styles[spec.style]
         errors = [infos[u].error for u in (content.uris[0], *style.uris) if infos[u].error]
@@ -147,8 +148,7 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
             failed.append((spec.content, spec.style, "; ".join(errors)))
             continue
         job, jobs = _pair_job(spec.engine, content, style, infos)
-        existing = read_json(output, job.provenance_key) if not force else None
-        if isinstance(existing, dict) and existing.get("fingerprint") == job.fingerprint and output.exists(job.image_key):
+        if _is_done(job, output, finished):
             skipped.append(job)
             continue
         todo.append(job)
@@ -156,6 +156,14 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
             style_jobs.setdefault(style_job.key, style_job)
     cached_styles = {key for key in style_jobs if cached is not None and cached(key)}
     return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, batch_size), cached_styles)
+
+
+def _is_done(job: PairJob, output: Storage, finished: set[str]) -> bool:
+    """Done = the image is there and its provenance (written last) holds the same fingerprint."""
+    if job.provenance_key not in finished or job.image_key not in finished:
+        return False
+    record = read_json(output, job.provenance_key)
+    return isinstance(record, dict) and record.get("fingerprint") == job.fingerprint
 
 
 def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef,

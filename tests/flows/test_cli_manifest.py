@@ -1,0 +1,38 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from flows.cli import main
+from tests.conftest import make_image
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_validate_prints_every_problem_and_exits_1(tmp_path: Path, capsys: object) -> None:
+    make_image(8, 8, 1).save(tmp_path / "a.png")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png, a.png]\nstyles: [{id: s, uri: gone.png}]\n"
+                        "engine: {iterations: many}\n")
+    assert main(["validate", str(manifest)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "contents[1].id: duplicate id 'a'" in err
+    assert "styles[0].uri: no such file 'gone.png'" in err
+    assert "engine.iterations: expected a whole number" in err
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\n")
+    assert main(["validate", str(manifest)]) == 0
+
+
+def test_dry_run_plans_ten_thousand_pairs_without_running_anything(tmp_path: Path) -> None:
+    images = tmp_path / "img"
+    images.mkdir()
+    for i in range(100):
+        make_image(12, 8, seed=i).save(images / f"c{i:03d}.png")
+        make_image(8, 8, seed=i, kind="style").save(images / f"s{i:03d}.png")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: big\ncontents: [img/c*.png]\n"
+                                     "styles: [img/s*.png]\nengine: {size: 32, weights: random}\n")
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(tmp_path / "m.yaml"), "--dry-run"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pairs: 10000, todo: 10000, skipped: 0" in done.stdout
+    assert "style_targets: 100, style_targets_cached: 0, batches: 200" in done.stdout
+    assert not (tmp_path / "out").exists()  # nothing written
