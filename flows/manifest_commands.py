@@ -5,19 +5,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 # A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _load(path: str) -> Any:
+    """The manifest, or None after printing every problem in it."""
     from tasks.manifest import ManifestError, load_manifest
 
     try:
-        manifest = load_manifest(args.manifest)
+        return load_manifest(path)
     except ManifestError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifest = _load(args.manifest)
+    if manifest is None:
         return 1
     print(f"{args.manifest}: ok ({len(manifest.contents)} contents, {len(manifest.styles)} styles, "
           f"{len(manifest.pairs)} pairs)")
@@ -25,12 +33,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tasks.manifest import ManifestError, load_manifest
-
-    try:
-        manifest = load_manifest(args.manifest)
-    except ManifestError as exc:
-        print(exc, file=sys.stderr)
+    manifest = _load(args.manifest)
+    if manifest is None:
         return 1
     only = [part for part in (args.only or "").split(",") if part] or None
     if args.dry_run:
@@ -72,17 +76,17 @@ def _fallback(weights: str, fallback: str | None) -> str | None:
     return None
 
 
-def _dry_run(manifest: object, args: argparse.Namespace, only: list[str] | None) -> int:
+def _dry_run(manifest: Any, args: argparse.Namespace, only: list[str] | None) -> int:
     from tasks.plan import build_plan
     from tasks.storage import open_storage
     from tasks.style_cache import StyleCache, cache_location
 
-    storage = open_storage(args.output or manifest.output)  # type: ignore[attr-defined]
-    cache = StyleCache.at(cache_location(manifest.cache))  # type: ignore[attr-defined]
-    plan = build_plan(manifest, storage, force=args.force, only=only,  # type: ignore[arg-type]
+    storage = open_storage(args.output or manifest.output)
+    cache = StyleCache.at(cache_location(manifest.cache))
+    plan = build_plan(manifest, storage, force=args.force, only=only,
                       batch_size=args.batch_size or 4, cached=cache.has)
     summary = plan.summary()
-    print(f"plan for {manifest.name} -> {storage.uri}")  # type: ignore[attr-defined]
+    print(f"plan for {manifest.name} -> {storage.uri}")
     print("  " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
     print(f"  task runs: {len(plan.style_jobs) + len(plan.batches)} "
           f"(batches of up to {max((len(b) for b in plan.batches), default=0)} pairs)")

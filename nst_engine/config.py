@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -162,15 +164,15 @@ def _check_values(cfg: EngineConfig) -> list[tuple[str, str]]:
         need(len(cfg.style_layer_weights) == len(cfg.style_layers), "style_layer_weights",
              f"needs one weight per style layer ({len(cfg.style_layers)})")
     for name in ("content_weight", "style_weight", "tv_weight"):
-        need(getattr(cfg, name) >= 0, name, "must be >= 0")
+        need(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be a finite number >= 0")
     need(0 < cfg.style_scale <= 8, "style_scale", f"must be in (0, 8], got {cfg.style_scale}")
     if cfg.style_blend is not None:
         need(all(w >= 0 for w in cfg.style_blend) and sum(cfg.style_blend) > 0, "style_blend",
              "weights must be >= 0 and not all 0")
     need(isinstance(cfg.weights, str) and cfg.weights != "", "weights",
          "must be 'imagenet', 'random[:SEED]' or a path to a VGG-19 state dict")
-    need(cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda") or cfg.device == "mps",
-         "device", f"must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device)), "device",
+         f"must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
     return problems
 
 
@@ -201,6 +203,8 @@ def _coerce(raw: Any, hint: Any) -> Any:
         if isinstance(raw, bool):
             return raw
         raise ValueError(f"expected true or false, got {raw!r}")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ValueError(f"expected a finite number, got {raw!r}")
     if hint is int:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or int(raw) != raw:
             raise ValueError(f"expected a whole number, got {raw!r}")
@@ -208,9 +212,12 @@ def _coerce(raw: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(raw, str):  # YAML 1.1 reads `1e3` as a string
             try:
-                return float(raw)
+                value = float(raw)
             except ValueError:
                 raise ValueError(f"expected a number, got {raw!r}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"expected a finite number, got {raw!r}")
+            return value
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             raise ValueError(f"expected a number, got {raw!r}")
         return float(raw)

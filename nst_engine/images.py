@@ -59,14 +59,21 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def resize_max_side(image: Image.Image, max_side: int) -> Image.Image:
+def fit_size(size: tuple[int, int], max_side: int, min_side: int = 1) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is `max_side`, unless that would make the
+    shorter side less than `min_side` (VGG-19 needs 16 px to reach conv5_1)."""
+    width, height = size
+    scale = max(max_side / max(width, height), min_side / min(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_max_side(image: Image.Image, max_side: int, min_side: int = 1) -> Image.Image:
     """Scale so the longer side is `max_side` pixels (up or down), keeping the aspect ratio."""
-    width, height = image.size
-    scale = max_side / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = fit_size(image.size, max_side, min_side)
     if size == image.size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    shrinking = size[0] < image.size[0]
+    return image.resize(size, Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
 
 
 def thumbnail(image: Image.Image, max_side: int = 192) -> Image.Image:
@@ -79,7 +86,7 @@ def thumbnail(image: Image.Image, max_side: int = 192) -> Image.Image:
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL image -> [1, 3, H, W] float32 in [0, 1]."""
     data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return data.view(image.height, image.width, 3).permute(2, 0, 1).unsqueeze(0).float() / 255
+    return (data.view(image.height, image.width, 3).permute(2, 0, 1).unsqueeze(0).float() / 255).contiguous()
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:

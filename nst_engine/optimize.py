@@ -70,13 +70,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+# Four 2x2 poolings stand before conv5_1: smaller images lose the deepest style layer.
+MIN_SIDE = 16
+
+
 def scale_shape(height: int, width: int, scale: float) -> tuple[int, int]:
-    return max(16, round(height * scale)), max(16, round(width * scale))
+    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
 
 
 def style_side(config: EngineConfig, scale: float) -> int:
     """Max side of the style image(s) at one scale: the output's max side x scale x style_scale."""
-    return max(16, round(config.size * scale * config.style_scale))
+    return max(MIN_SIDE, round(config.size * scale * config.style_scale))
 
 
 def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: TargetsProvider,
@@ -213,7 +217,7 @@ def stylize(contents: Sequence[Image.Image], styles: Sequence[Sequence[Image.Ima
     if extractor is None:
         layers = set(config.content_layers) | set(config.style_layers)
         extractor, info = build_extractor(config.weights, layers, config.pooling, device)
-    resized = [images.resize_max_side(image, config.size) for image in contents]
+    resized = [images.resize_max_side(image, config.size, MIN_SIDE) for image in contents]
     if len({image.size for image in resized}) != 1:
         raise EngineError(f"a batch needs contents of one shape at size {config.size}, got "
                           f"{sorted({image.size for image in resized})}")
@@ -239,7 +243,7 @@ def _style_tensor(image: Image.Image, content: torch.Tensor | None, config: Engi
     if exact and content is not None:  # init="style": the style stretched to the content's shape
         tensor = images.to_tensor(image.resize((content.shape[-1], content.shape[-2]), Image.Resampling.BICUBIC))
     else:
-        tensor = images.to_tensor(images.resize_max_side(image, side or config.size))
+        tensor = images.to_tensor(images.resize_max_side(image, side or config.size, MIN_SIDE))
     if content is not None:
         tensor = tensor.to(content.device)
         if config.match_histogram:

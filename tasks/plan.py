@@ -13,8 +13,8 @@ from typing import Callable, Iterable, Sequence
 from PIL import Image, UnidentifiedImageError
 
 from nst_engine import EngineConfig
-from nst_engine.images import DEFAULT_MAX_PIXELS
-from nst_engine.optimize import style_side
+from nst_engine.images import DEFAULT_MAX_PIXELS, fit_size
+from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
 from tasks.manifest import ImageRef, Manifest
 from tasks.storage import Storage, StorageError, read_json, read_uri
@@ -112,12 +112,6 @@ def inspect_input(uri: str) -> InputInfo:
     return InputInfo(uri, digest, (width, height))
 
 
-def output_shape(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """The (width, height) a content of `size` has at `max_side` (as images.resize_max_side)."""
-    scale = max_side / max(size)
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
 def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequence[str],
                      blend: Sequence[float], weights_id: str) -> str:
     """Identity of one result: settings, input bytes and weights. Equal -> the result is done."""
@@ -195,6 +189,6 @@ def make_batches(jobs: Sequence[PairJob], infos: dict[str, InputInfo], batch_siz
     size = max(1, batch_size, math.ceil(len(jobs) / MAX_TASK_RUNS))
     groups: dict[tuple[str, tuple[int, int]], list[PairJob]] = {}
     for job in jobs:
-        shape = output_shape(infos[job.content_uri].size, job.config.size)
+        shape = fit_size(infos[job.content_uri].size, job.config.size, MIN_SIDE)
         groups.setdefault((job.config.fingerprint() + job.config.device, shape), []).append(job)
     return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]

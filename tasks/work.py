@@ -17,7 +17,7 @@ import torch
 from nst_engine import EngineConfig, ProgressEvent, StyleTargets, compute_style_targets, load_image, stylize
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tensor
-from nst_engine.optimize import resolve_device, style_tensors
+from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
 from tasks.plan import PairJob, StyleJob
@@ -107,7 +107,7 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
                               config.style_layers, config.pooling, weights_identity(config.weights), matched_to)
         targets = cache.get(key)
         if targets is None:  # matched colours, or an entry lost since planning
-            reference = to_tensor(resize_max_side(content_image, config.size)).to(device) if config.match_histogram else None
+            reference = to_tensor(resize_max_side(content_image, config.size, MIN_SIDE)).to(device) if config.match_histogram else None
             tensors = style_tensors(styles, side, reference, config)
             targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend)
             cache.put(key, targets)

@@ -36,3 +36,16 @@ def test_dry_run_plans_ten_thousand_pairs_without_running_anything(tmp_path: Pat
     assert "pairs: 10000, todo: 10000, skipped: 0" in done.stdout
     assert "style_targets: 100, style_targets_cached: 0, batches: 200" in done.stdout
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_nst_run_exits_1_when_a_pair_failed(tmp_path: Path, prefect_server: None, capsys: object) -> None:
+    make_image(40, 30, seed=1).save(tmp_path / "ok.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "art.png")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: cli-run\ncontents: [ok.png, bad.png]\nstyles: [art.png]\n"
+                                     "cache: cache\nengine: {size: 32, iterations: 2, weights: random}\n")
+    assert main(["run", str(tmp_path / "m.yaml")]) == 1
+    captured = capsys.readouterr()  # type: ignore[attr-defined]
+    assert "cli-run: 1 done, 0 skipped, 1 failed" in captured.out
+    assert "failed bad x art:" in captured.err and "bad.png" in captured.err
+    assert (tmp_path / "out" / "cli-run" / "results" / "ok--art.png").is_file()

@@ -1,0 +1,107 @@
+"""What the pipeline (manifest, Prefect flow, task runs, cache, writes, gallery) costs on top of
+the engine: the same pairs through `stylize_manifest` and through `nst_engine.stylize` directly.
+
+    .venv/bin/python -m benchmarks.pipeline_overhead            # ~3 min on 2 cores
+    .venv/bin/python -m benchmarks.pipeline_overhead --quick
+
+The flow runs on Prefect's temporary local server, started by a warm-up run first so that its
+~30 s start is not counted. Overhead per pair = (flow wall - engine wall) / pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from nst_engine import EngineConfig, load_image, stylize  # noqa: E402
+from nst_engine.vgg import build_extractor  # noqa: E402
+
+DEMO = Path(__file__).parents[1] / "examples" / "demo" / "images"
+RESULTS = Path(__file__).parent / "results"
+CONTENTS = ["astronaut", "chelsea", "coffee"]
+STYLES = ["hubble", "brick"]
+
+
+def manifest_text(name: str, size: int, iterations: int) -> str:
+    contents = "\n".join(f"  - {DEMO / c}.jpg" for c in CONTENTS)
+    styles = "\n".join(f"  - {DEMO / s}.jpg" for s in STYLES)
+    return (f"version: 1\nname: {name}\noutput: out\ncache: cache\ncontents:\n{contents}\nstyles:\n{styles}\n"
+            f"engine: {{size: {size}, iterations: {iterations}, weights: 'random:0'}}\n")
+
+
+def engine_direct(size: int, iterations: int) -> float:
+    """The engine alone on the same pairs (one call per pair, style targets computed inside)."""
+    config = EngineConfig(size=size, iterations=iterations, weights="random:0")
+    build_extractor(config.weights, set(config.content_layers) | set(config.style_layers), config.pooling)
+    start = time.perf_counter()
+    for content in CONTENTS:
+        for style in STYLES:
+            stylize([load_image(DEMO / f"{content}.jpg")], [[load_image(DEMO / f"{style}.jpg")]], config)
+    return time.perf_counter() - start
+
+
+def through_flow(folder: Path, size: int, iterations: int, batch_size: int) -> float:
+    from flows.stylize_manifest import run_manifest
+
+    path = folder / f"m{batch_size}.yaml"
+    path.write_text(manifest_text(f"overhead-b{batch_size}", size, iterations))
+    start = time.perf_counter()
+    state, report = run_manifest(str(path), batch_size=batch_size)
+    elapsed = time.perf_counter() - start
+    assert report["counts"]["done"] == len(CONTENTS) * len(STYLES), report["counts"]
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.size, args.iterations = 32, 3
+    pairs = len(CONTENTS) * len(STYLES)
+    folder = Path(tempfile.mkdtemp(prefix="nst-overhead-"))
+    try:
+        warm = folder / "warm.yaml"  # starts the temporary server and loads torch/VGG once
+        warm.write_text(manifest_text("warm-up", 32, 1))
+        from flows.stylize_manifest import run_manifest
+
+        run_manifest(str(warm))
+        engine = engine_direct(args.size, args.iterations)
+        rows = []
+        for batch_size in (1, 4):
+            shutil.rmtree(folder / "out", ignore_errors=True)
+            shutil.rmtree(folder / "cache", ignore_errors=True)
+            flow = through_flow(folder, args.size, args.iterations, batch_size)
+            rows.append({"batch_size": batch_size, "flow_seconds": flow, "engine_seconds": engine,
+                         "overhead_per_pair": (flow - engine) / pairs,
+                         "overhead_fraction": (flow - engine) / engine})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    per_pair_engine = engine / pairs
+    lines = [f"{pairs} pairs ({len(CONTENTS)} x {len(STYLES)}), {args.size} px, {args.iterations} iterations, "
+             f"CPU; engine alone: {engine:.1f} s ({per_pair_engine:.1f} s per pair)", "",
+             "| batch size | flow wall s | engine wall s | overhead per pair s | overhead / engine time |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['batch_size']} | {row['flow_seconds']:.1f} | {row['engine_seconds']:.1f} | "
+                     f"{row['overhead_per_pair']:.2f} | {100 * row['overhead_fraction']:.1f}% |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "pipeline_overhead.md").write_text(table)
+    (RESULTS / "pipeline_overhead.json").write_text(json.dumps({"rows": rows, "size": args.size,
+                                                                "iterations": args.iterations}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
