@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +23,11 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from nst_engine import EngineConfig, load_image, stylize  # noqa: E402
+from nst_engine import load_image, stylize  # noqa: E402
 from nst_engine.vgg import build_extractor  # noqa: E402
+from tasks.manifest import load_manifest  # noqa: E402
+from tasks.plan import build_plan  # noqa: E402
+from tasks.storage import open_storage  # noqa: E402
 
 DEMO = Path(__file__).parents[1] / "examples" / "demo" / "images"
 RESULTS = Path(__file__).parent / "results"
@@ -37,22 +42,33 @@ def manifest_text(name: str, size: int, iterations: int) -> str:
             f"engine: {{size: {size}, iterations: {iterations}, weights: 'random:0'}}\n")
 
 
-def engine_direct(size: int, iterations: int) -> float:
-    """The engine alone on the same pairs (one call per pair, style targets computed inside)."""
-    config = EngineConfig(size=size, iterations=iterations, weights="random:0")
+def engine_direct(manifest_path: Path, batch_size: int) -> float:
+    """The engine alone on the same pairs, in the same batches the flow would make."""
+    manifest = load_manifest(manifest_path)
+    plan = build_plan(manifest, open_storage(str(manifest_path.parent / "direct-out")), batch_size=batch_size)
+    config = manifest.engine
     build_extractor(config.weights, set(config.content_layers) | set(config.style_layers), config.pooling)
     start = time.perf_counter()
-    for content in CONTENTS:
-        for style in STYLES:
-            stylize([load_image(DEMO / f"{content}.jpg")], [[load_image(DEMO / f"{style}.jpg")]], config)
+    for batch in plan.batches:
+        contents = [load_image(job.content_uri) for job in batch]
+        styles = [[load_image(uri) for uri in job.style_uris] for job in batch]
+        stylize(contents, styles, batch[0].config)
     return time.perf_counter() - start
 
 
-def through_flow(folder: Path, size: int, iterations: int, batch_size: int) -> float:
+def engine_direct_in_subprocess(manifest_path: Path, batch_size: int) -> float:
+    """engine_direct in a fresh process: torch work on this process's main thread would leave an
+    OpenMP thread team here that competes with the flow's worker threads on 2 cores."""
+    code = (f"from benchmarks.pipeline_overhead import engine_direct; from pathlib import Path; "
+            f"print(engine_direct(Path({str(manifest_path)!r}), {batch_size}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parents[1])
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def through_flow(path: Path, batch_size: int) -> float:
     from flows.stylize_manifest import run_manifest
 
-    path = folder / f"m{batch_size}.yaml"
-    path.write_text(manifest_text(f"overhead-b{batch_size}", size, iterations))
     start = time.perf_counter()
     state, report = run_manifest(str(path), batch_size=batch_size)
     elapsed = time.perf_counter() - start
@@ -76,20 +92,21 @@ def main() -> None:
         from flows.stylize_manifest import run_manifest
 
         run_manifest(str(warm))
-        engine = engine_direct(args.size, args.iterations)
         rows = []
         for batch_size in (1, 4):
+            path = folder / f"m{batch_size}.yaml"
+            path.write_text(manifest_text(f"overhead-b{batch_size}", args.size, args.iterations))
+            engine = engine_direct_in_subprocess(path, batch_size)
             shutil.rmtree(folder / "out", ignore_errors=True)
             shutil.rmtree(folder / "cache", ignore_errors=True)
-            flow = through_flow(folder, args.size, args.iterations, batch_size)
+            flow = through_flow(path, batch_size)
             rows.append({"batch_size": batch_size, "flow_seconds": flow, "engine_seconds": engine,
                          "overhead_per_pair": (flow - engine) / pairs,
                          "overhead_fraction": (flow - engine) / engine})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    per_pair_engine = engine / pairs
     lines = [f"{pairs} pairs ({len(CONTENTS)} x {len(STYLES)}), {args.size} px, {args.iterations} iterations, "
-             f"CPU; engine alone: {engine:.1f} s ({per_pair_engine:.1f} s per pair)", "",
+             "CPU; engine alone = nst_engine.stylize on the same batches the flow makes", "",
              "| batch size | flow wall s | engine wall s | overhead per pair s | overhead / engine time |",
              "|---|---|---|---|---|"]
     for row in rows:

@@ -32,7 +32,10 @@ def _run_name() -> str:
         return Path(uri).stem
 
 
-@flow(name="stylize-manifest", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2),
+# One worker thread per GPU slot (1 by default). Measured on 2 CPU cores: with 2 threads a
+# pair's engine time rose from ~8 s to 12-15 s (two OpenMP thread teams contend for the cores);
+# with 1 it matches a direct engine call (benchmarks/pipeline_overhead.py).
+@flow(name="stylize-manifest", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1),
       log_prints=False)
 def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool = False,
                      only: list[str] | None = None, batch_size: int = 4, gpu_slots: int = 1,
@@ -133,7 +136,10 @@ def _ensure_limit(name: str, slots: int) -> None:
 
 def run_manifest(manifest_uri: str, **options: Any) -> tuple[State, dict[str, Any]]:
     """Run the flow and return its final state and run report (raises on a bad manifest)."""
-    state = stylize_manifest(manifest_uri, return_state=True, **options)
+    slots = int(options.get("gpu_slots", 1))
+    runnable = stylize_manifest.with_options(task_runner=ThreadPoolTaskRunner(max_workers=slots)) if slots > 1 \
+        else stylize_manifest
+    state = runnable(manifest_uri, return_state=True, **options)
     report = state.result(raise_on_failure=False)
     if isinstance(report, BaseException):
         raise report
