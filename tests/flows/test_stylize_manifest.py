@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 
-import pytest
 
 from flows.stylize_manifest import run_manifest
 from tests.conftest import make_image

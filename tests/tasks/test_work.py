@@ -1,0 +1,50 @@
+"""The plain functions under the Prefect tasks: planning and batch work, without Prefect."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tasks.manifest import load_manifest
+from tasks.plan import build_plan
+from tasks.storage import LocalStorage
+from tasks.style_cache import StyleCache
+from tasks.work import BatchFailed, compute_style_target, stylize_batch
+from tests.conftest import make_image
+
+
+def _manifest(tmp_path: Path, engine: str) -> Path:
+    for i in range(2):
+        make_image(40, 30, seed=i).save(tmp_path / f"c{i}.png")
+    make_image(32, 32, seed=9, kind="style").save(tmp_path / "s.png")
+    path = tmp_path / "m.yaml"
+    path.write_text(f"version: 1\nname: w\ncontents: [c*.png]\nstyles: [s.png]\nengine: {engine}\n")
+    return path
+
+
+def test_batch_with_one_undecodable_content_still_finishes_the_other(tmp_path: Path) -> None:
+    manifest = load_manifest(_manifest(tmp_path, "{size: 32, iterations: 2, weights: random, match_histogram: true}"))
+    output, cache = LocalStorage(tmp_path / "out"), StyleCache(LocalStorage(tmp_path / "cache"))
+    plan = build_plan(manifest, output, batch_size=4)
+    assert plan.style_jobs == []  # colour-matched targets depend on the content: made in the batch
+    assert [len(b) for b in plan.batches] == [2]
+    (tmp_path / "c1.png").write_bytes((tmp_path / "c1.png").read_bytes()[:150])  # breaks after planning
+    with pytest.raises(BatchFailed) as info:
+        stylize_batch(plan.batches[0], output, cache)
+    statuses = {o.content: o.status for o in info.value.outcomes}
+    assert statuses == {"c0": "done", "c1": "failed"}
+    assert "c1.png" in next(o.reason for o in info.value.outcomes if o.status == "failed")
+    record = json.loads(output.read("results/c0--s.json"))
+    assert record["fingerprint"] == plan.batches[0][0].fingerprint and record["config"]["match_histogram"]
+    assert not output.exists("results/c1--s.png") and not output.exists("results/c1--s.json")
+
+
+def test_style_target_is_computed_once_then_served_from_the_cache(tmp_path: Path) -> None:
+    manifest = load_manifest(_manifest(tmp_path, "{size: 32, iterations: 1, weights: random, scales: [0.5, 1]}"))
+    plan = build_plan(manifest, LocalStorage(tmp_path / "out"))
+    cache = StyleCache(LocalStorage(tmp_path / "cache"))
+    assert len(plan.style_jobs) == 2  # one style at two scales
+    assert [compute_style_target(job, cache) for job in plan.style_jobs] == [True, True]
+    assert [compute_style_target(job, cache) for job in plan.style_jobs] == [False, False]
+    assert build_plan(manifest, LocalStorage(tmp_path / "out"), cached=cache.has).cached_styles == \
+        {job.key for job in plan.style_jobs}
