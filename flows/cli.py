@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
             sub.add_argument("--batch-size", type=int, default=None, help="pairs per task (default 4)")
             sub.add_argument("--gpu-slots", type=int, default=None, help="concurrent GPU tasks (default 1)")
+            sub.add_argument("--gpu-limit", help="name of a Prefect global concurrency limit to hold GPU slots "
+                                                 "in (shared by every worker on one server); default: a "
+                                                 "semaphore in this process")
             sub.add_argument("--weights", help="VGG-19 weights for every pair (overrides the manifest)")
             sub.add_argument("--fallback-weights", help="weights to use when the manifest's cannot be "
                                                         "loaded (the demo uses `random`, and says so loudly)")

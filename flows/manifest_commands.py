@@ -49,6 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["batch_size"] = args.batch_size
     if args.gpu_slots:
         options["gpu_slots"] = args.gpu_slots
+    if args.gpu_limit:
+        options["gpu_limit"] = args.gpu_limit
     state, report = run_manifest(args.manifest, **options)
     counts = report["counts"]
     print(f"{manifest.name}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "

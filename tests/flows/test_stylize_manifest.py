@@ -102,3 +102,15 @@ def test_four_hundred_pairs_run_in_far_fewer_task_runs(tmp_path: Path, prefect_s
     assert report["style_targets"]["computed"] == 20
     assert report["task_runs"] == 20 + 25  # 20 style targets + 400 pairs in batches of 16
     assert len(list((manifest.parent / "out" / "results").glob("*.png"))) == 400
+
+
+def test_gpu_work_can_hold_a_prefect_global_concurrency_limit(tmp_path: Path, prefect_server: None) -> None:
+    from prefect.client.orchestration import get_client
+
+    manifest = write_manifest(tmp_path / "gallery-limit", contents=1, styles=1)
+    state, report = run_manifest(str(manifest), gpu_limit="nst-gpu-test", gpu_slots=2)
+    assert state.is_completed(), state.message
+    assert report["counts"]["done"] == 1
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("nst-gpu-test")
+    assert limit.limit == 2 and limit.active_slots == 0  # created with the slots asked, all released
