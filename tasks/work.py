@@ -99,19 +99,23 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
     config = ready[0][0].config
     device = resolve_device(config.device)
     extractor, weights = extractor_for(config, device)
+    loaded: dict[str, StyleTargets] = {}
 
     def targets_for(item: int, side: int) -> StyleTargets:
         job, content_image, styles = ready[item]
         matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
         key = style_cache_key(job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
                               config.style_layers, config.pooling, weights_identity(config.weights), matched_to)
+        if key in loaded:  # pairs of one style share its entry: read it once per batch
+            return loaded[key]
         targets = cache.get(key)
         if targets is None:  # matched colours, or an entry lost since planning
             reference = to_tensor(resize_max_side(content_image, config.size, MIN_SIDE)).to(device) if config.match_histogram else None
             tensors = style_tensors(styles, side, reference, config)
             targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend)
             cache.put(key, targets)
-        return targets.to(device)
+        loaded[key] = targets.to(device)
+        return loaded[key]
 
     start = time.perf_counter()
     try:
