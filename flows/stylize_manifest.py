@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.futures import PrefectFuture, wait
+from prefect.futures import PrefectFuture, as_completed, wait
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.artifacts import Progress, publish_results
 from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
 from tasks.manifest import load_manifest, with_engine_changes
 from tasks.plan import PairJob, build_plan
@@ -84,9 +85,12 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
         if runnable:
             batch_futures.append((runnable, stylize_batch_task.with_options(task_run_name=_batch_name(runnable))
                                   .submit(runnable, storage.uri, cache_uri, gpu_slots, gpu_limit)))
-    wait([f for _, f in batch_futures])
-    for jobs, future in batch_futures:
-        outcomes += _batch_outcomes(jobs, future)
+    progress = Progress(manifest.name, sum(len(jobs) for jobs, _ in batch_futures))
+    jobs_of = {id(future): jobs for jobs, future in batch_futures}
+    for future in as_completed([future for _, future in batch_futures]):
+        future.wait()  # as_completed can yield before the final state is readable
+        outcomes += _batch_outcomes(jobs_of[id(future)], future)
+        progress.advance(len(jobs_of[id(future)]))
 
     stats = {"style_targets": {"planned": len(plan.style_jobs), "computed": computed,
                                "cached": len(plan.style_jobs) - computed - len(bad_styles),
@@ -98,6 +102,7 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
     storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
                                             [s.id for s in manifest.styles], outcomes, warning).encode(),
                   content_type="text/html")
+    publish_results(manifest.name, outcomes, storage)
     counts = report["counts"]
     message = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
     logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))

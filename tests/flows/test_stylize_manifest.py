@@ -114,3 +114,20 @@ def test_gpu_work_can_hold_a_prefect_global_concurrency_limit(tmp_path: Path, pr
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name("nst-gpu-test")
     assert limit.limit == 2 and limit.active_slots == 0  # created with the slots asked, all released
+
+
+def test_a_run_publishes_progress_results_and_gallery_artifacts(tmp_path: Path, prefect_server: None) -> None:
+    from prefect.artifacts import Artifact
+
+    manifest = write_manifest(tmp_path / "Gallery_Art", contents=2, styles=1)
+    photo = manifest.parent / "images" / "photo1.png"
+    photo.write_bytes(photo.read_bytes()[:200])
+    state, report = run_manifest(str(manifest), batch_size=1)
+    progress = Artifact.get("nst-gallery-art-progress")
+    results = Artifact.get("nst-gallery-art-results")
+    gallery = Artifact.get("nst-gallery-art-gallery")
+    assert progress is not None and progress.type == "progress" and float(progress.data) == 100.0
+    assert results is not None and results.type == "table"
+    rows = json.loads(results.data) if isinstance(results.data, str) else results.data
+    assert {(r["pair"], r["status"]) for r in rows} == {("photo0--art0", "done"), ("photo1--art0", "failed")}
+    assert gallery is not None and "thumbs/photo0--art0.jpg" in gallery.data and "## Failed" in gallery.data

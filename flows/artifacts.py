@@ -1,0 +1,53 @@
+"""What a run shows in the Prefect UI: a progress artifact, a results table, a gallery."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+from uuid import UUID
+
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
+
+from tasks.storage import Storage
+
+
+def artifact_key(name: str, kind: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
+    return f"nst-{slug}-{kind}"
+
+
+class Progress:
+    """A progress artifact advanced as pair batches finish."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.total = max(total, 1)
+        self.finished = 0
+        self.artifact_id: UUID = create_progress_artifact(
+            0.0, key=artifact_key(name, "progress"), description=f"{name}: pairs finished out of {total}")
+
+    def advance(self, pairs: int) -> None:
+        self.finished += pairs
+        update_progress_artifact(self.artifact_id, 100.0 * self.finished / self.total,
+                                 description=f"{self.finished} of {self.total} pairs finished")
+
+
+def publish_results(name: str, outcomes: Sequence[dict[str, Any]], storage: Storage) -> None:
+    """A results table (pair, status, losses, seconds, link) and a gallery as markdown."""
+    rows = []
+    for o in outcomes:
+        pair = f"{o['content']}--{o['style']}"
+        losses = o.get("losses", {})
+        rows.append({"pair": pair, "status": o["status"], "reason": o.get("reason", ""),
+                     "total loss": f"{losses['total']:.4g}" if losses else "",
+                     "seconds": o.get("seconds", ""),
+                     "link": storage.url(f"results/{pair}.png") if o["status"] != "failed" else ""})
+    create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
+    images = [f"| {o['content']} x {o['style']} | ![{o['content']} x {o['style']}]"
+              f"({storage.url('thumbs/' + o['content'] + '--' + o['style'] + '.jpg')}) |"
+              for o in outcomes if o["status"] != "failed"]
+    failed = [f"- {o['content']} x {o['style']}: {o.get('reason', '')}" for o in outcomes if o["status"] == "failed"]
+    markdown = "\n".join([f"# {name}", f"Gallery: {storage.url('index.html')}", "", "| pair | result |",
+                          "|---|---|", *images] + (["", "## Failed", *failed] if failed else []))
+    create_markdown_artifact(markdown, key=artifact_key(name, "gallery"), description=f"{name}: gallery")
