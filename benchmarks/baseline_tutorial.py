@@ -130,7 +130,9 @@ def run_style_transfer(cnn: nn.Sequential, content_img: torch.Tensor, style_img:
     Returns (the clamped image, the number of evaluations made). `on_eval(run, loss)` is called
     at the end of every closure call, with the loss of the image that was evaluated. `stats`,
     if given, gets "step_calls": how many optimizer.step() calls that took (num_steps / 20
-    unless L-BFGS's tolerances cut a call short).
+    unless L-BFGS's tolerances cut a call short) and "curvature_pairs": how many (s, y) pairs
+    L-BFGS holds at the end (at most its history, 100; torch drops pairs with y.s <= 1e-10,
+    and with none it takes plain gradient steps of length lr, which on a tiny loss stall).
     """
     model, style_losses, content_losses = get_style_model_and_losses(cnn, style_img, content_img)
     input_img.requires_grad_(True)
@@ -161,6 +163,8 @@ def run_style_transfer(cnn: nn.Sequential, content_img: torch.Tensor, style_img:
 
     with torch.no_grad():
         input_img.clamp_(0, 1)
+    if stats is not None:
+        stats["curvature_pairs"] = len(optimizer.state[input_img].get("old_dirs", []))
     return input_img.detach(), run[0]
 
 

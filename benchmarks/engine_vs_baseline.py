@@ -185,6 +185,13 @@ def project_verify(extractor: torch.nn.Module, config: EngineConfig, content_pil
 # ---- report ---------------------------------------------------------------------------------
 
 
+def stalled(losses: list[float], steps: int = 20, drop: float = 0.05) -> bool | None:
+    """Whether the first `steps` iterations cut the loss by less than `drop` (None: too short)."""
+    if len(losses) <= steps:
+        return None
+    return (losses[0] - losses[steps]) / losses[0] < drop
+
+
 def fmt_ratio(value: float | None, target: float) -> str:
     if value is None:
         return "n/a"
@@ -219,8 +226,20 @@ def render(r: dict[str, Any]) -> str:
                      f"clamped output evaluated like the baseline's | {b['baseline_seconds']:.1f} "
                      f"| {verify['seconds']:.1f} (loss {verify['loss']:.5g}, {ok} L_base) "
                      f"| {verify['seconds'] / b['baseline_seconds']:.2f} |")
+    full = [c["loss"] for c in probe["curve"] if c["scale"] == len(b["scales"]) - 1]
     lines += ["",
-              f"- weights: {r['weights']}",
+              f"- baseline loss: {b['baseline_curve'][0][1]:.4g} at the content image, {b['baseline_loss']:.4g} "
+              f"after {b['baseline_evaluations']} iterations; L-BFGS held {b['baseline_curvature_pairs']} "
+              "curvature pairs at the end",
+              f"- project full-size loss: {full[0]:.4g} at the upsampled coarse result, "
+              f"{full[-1]:.4g} after {len(full)} steps" if full else "- project: never reached the full-size scale"]
+    for side, stall in (("baseline", b["baseline_stalled"]), ("project (full-size scale)", b["project_stalled"])):
+        if stall:
+            lines.append(f"- **WARNING: the {side} L-BFGS looks stalled** (< 5% loss drop in its first 20 "
+                         "iterations): torch's LBFGS drops curvature pairs with y.s <= 1e-10 and then takes "
+                         "plain gradient steps of length lr, which barely move a tiny loss (random weights "
+                         "give tiny losses). (b) then measures that threshold more than the method.")
+    lines += [f"- weights: {r['weights']}",
               f"- torch {r['torch']}, {r['threads']} threads, device {r['device']}, {r['machine']}; "
               f"load average before/after: {r['loadavg_start']} / {r['loadavg_end']}",
               f"- images: content {r['content_source']} -> {r['content_shape'][1]}x{r['content_shape'][0]}; "
@@ -251,7 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale-iterations", default="300,150,300",
                    help="project iterations per scale for (b); the last caps the full-size scale")
     p.add_argument("--speed-iterations", type=int, default=30, help="timed iterations per run for (a)")
-    p.add_argument("--repeats", type=int, default=3, help="runs per side for (a)")
+    p.add_argument("--repeats", type=int, default=5, help="runs per side for (a)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--no-verify", action="store_true", help="skip the end-to-end check run of (b')")
@@ -349,6 +368,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "warmup": WARMUP, "repeats": args.repeats, "baseline_runs": base_runs, "project_runs": proj_runs},
         "b": {"baseline_iterations": args.iterations, "baseline_evaluations": evaluations,
               "baseline_step_calls": base_stats.get("step_calls", 0),
+              "baseline_curvature_pairs": base_stats.get("curvature_pairs", 0),
+              "baseline_stalled": stalled([loss for _, loss in base_curve]),
+              "project_stalled": stalled([c["loss"] for c in probe["curve"] if c["scale"] == len(scales) - 1]),
               "baseline_seconds": base_seconds, "baseline_loss": base_loss["total"],
               "baseline_loss_terms": base_loss, "baseline_curve": base_curve,
               "scales": list(scales), "schedule": list(schedule), "probe": probe, "verify": verify,
