@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any, Sequence
 from uuid import UUID
@@ -33,6 +34,27 @@ class Progress:
                                  description=f"{self.finished} of {self.total} pairs finished")
 
 
+# The UI is served over http://, and browsers refuse file:// images there ("Not allowed to load
+# local resource", seen in tests/ui): local thumbnails are inlined as data: URIs, up to this many
+# bytes per gallery; past it (or on S3, whose presigned URLs load) the URL is used.
+INLINE_THUMBNAILS_BYTES = 1_000_000
+
+
+def _thumbnail_src(storage: Storage, key: str, budget: list[int]) -> str:
+    url = storage.url(key)
+    if not url.startswith("file://"):
+        return url
+    try:
+        data = storage.read(key)
+    except Exception:  # noqa: BLE001 - a missing thumbnail only loses its picture in the UI
+        return url
+    if len(data) > budget[0]:
+        return url
+    budget[0] -= len(data)
+    # The file's own URL stays as the title: hovering shows where the thumbnail lives.
+    return f'data:image/jpeg;base64,{base64.b64encode(data).decode("ascii")} "{url}"'
+
+
 def publish_results(name: str, outcomes: Sequence[dict[str, Any]], storage: Storage) -> None:
     """A results table (pair, status, losses, seconds, link) and a gallery as markdown."""
     rows = []
@@ -42,10 +64,11 @@ def publish_results(name: str, outcomes: Sequence[dict[str, Any]], storage: Stor
         rows.append({"pair": pair, "status": o["status"], "reason": o.get("reason", ""),
                      "total loss": f"{losses['total']:.4g}" if losses else "",
                      "seconds": o.get("seconds", ""),
-                     "link": storage.url(f"results/{pair}.png") if o["status"] != "failed" else ""})
+                     "link": o.get("link", "")})
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
+    budget = [INLINE_THUMBNAILS_BYTES]
     images = [f"| {o['content']} x {o['style']} | ![{o['content']} x {o['style']}]"
-              f"({storage.url('thumbs/' + o['content'] + '--' + o['style'] + '.jpg')}) |"
+              f"({_thumbnail_src(storage, 'thumbs/' + o['content'] + '--' + o['style'] + '.jpg', budget)}) |"
               for o in outcomes if o["status"] != "failed"]
     failed = [f"- {o['content']} x {o['style']}: {o.get('reason', '')}" for o in outcomes if o["status"] == "failed"]
     markdown = "\n".join([f"# {name}", f"Gallery: {storage.url('index.html')}", "", "| pair | result |",

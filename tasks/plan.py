@@ -19,6 +19,7 @@ from nst_engine.vgg import weights_identity
 from tasks.manifest import ImageRef, Manifest
 from tasks.storage import Storage, StorageError, read_json, read_uri
 from tasks.style_cache import style_cache_key
+from tasks.weights import local_weights
 
 # Prefect's server ingests ~13-16 task runs/s (DESIGN.md): keep one flow run under this many.
 MAX_TASK_RUNS = 200
@@ -121,12 +122,18 @@ def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequenc
 
 
 def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only: Iterable[str] | None = None,
-               batch_size: int = 4, cached: Callable[[str], bool] | None = None) -> Plan:
-    """Decide what a run does. Reads every input once; touches no GPU."""
+               batch_size: int = 4, cached: Callable[[str], bool] | None = None,
+               select: Callable[[str, str], bool] | None = None) -> Plan:
+    """Decide what a run does. Reads every input once; touches no GPU.
+
+    `select(content id, style id)` keeps only some pairs (a shard's, tasks/shards.py); the
+    inputs of the other pairs are not even read.
+    """
     wanted = set(only) if only else None
     contents = {ref.id: ref for ref in manifest.contents}
     styles = {ref.id: ref for ref in manifest.styles}
-    pairs = [p for p in manifest.pairs if wanted is None or p.content in wanted or p.style in wanted]
+    pairs = [p for p in manifest.pairs if (wanted is None or p.content in wanted or p.style in wanted)
+             and (select is None or select(p.content, p.style))]
     used = {contents[p.content].uris[0] for p in pairs} | {u for p in pairs for u in styles[p.style].uris}
     infos = {uri: inspect_input(uri) for uri in sorted(used)}
 
@@ -135,13 +142,14 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     failed: list[tuple[str, str, str]] = []
     style_jobs: dict[str, StyleJob] = {}
     finished = set() if force else set(output.list("results"))  # one listing, not a read per pair
+    weight_ids: dict[str, str] = {}  # s3:// weights cost a HEAD request: once per run
     for spec in pairs:
         content, style = contents[spec.content], styles[spec.style]
         errors = [infos[u].error for u in (content.uris[0], *style.uris) if infos[u].error]
         if errors:
             failed.append((spec.content, spec.style, "; ".join(errors)))
             continue
-        job, jobs = _pair_job(spec.engine, content, style, infos)
+        job, jobs = _pair_job(spec.engine, content, style, infos, weight_ids)
         if _is_done(job, output, finished):
             skipped.append(job)
             continue
@@ -160,9 +168,11 @@ def _is_done(job: PairJob, output: Storage, finished: set[str]) -> bool:
     return isinstance(record, dict) and record.get("fingerprint") == job.fingerprint
 
 
-def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef,
-              infos: dict[str, InputInfo]) -> tuple[PairJob, list[StyleJob]]:
-    weights_id = weights_identity(config.weights)
+def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: dict[str, InputInfo],
+              weight_ids: dict[str, str]) -> tuple[PairJob, list[StyleJob]]:
+    if config.weights not in weight_ids:  # an s3:// file is fetched once, then known by its bytes
+        weight_ids[config.weights] = weights_identity(local_weights(config.weights))
+    weights_id = weight_ids[config.weights]
     content_info = infos[content.uris[0]]
     style_shas = [infos[u].sha256 for u in style.uris]
     blend = tuple(config.style_blend or style.blend)

@@ -6,6 +6,7 @@ of Prefect's memory).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from nst_engine.vgg import build_extractor, weights_identity
 from tasks.plan import PairJob, StyleJob
 from tasks.storage import Storage, StorageError, read_uri
 from tasks.style_cache import StyleCache, style_cache_key
+from tasks.weights import local_weights
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,12 @@ class BatchFailed(Exception):
 
 
 def extractor_for(config: EngineConfig, device: torch.device) -> Any:
+    """The extractor and its WeightsInfo; s3:// weights are fetched to a local file first."""
     layers = set(config.content_layers) | set(config.style_layers)
-    return build_extractor(config.weights, layers, config.pooling, device)
+    extractor, weights = build_extractor(local_weights(config.weights), layers, config.pooling, device)
+    if weights.source != config.weights:  # provenance names the URI the user gave, not our copy
+        weights = dataclasses.replace(weights, source=config.weights)
+    return extractor, weights
 
 
 def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto") -> bool:
@@ -99,13 +105,14 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
     config = ready[0][0].config
     device = resolve_device(config.device)
     extractor, weights = extractor_for(config, device)
+    weights_id = weights_identity(local_weights(config.weights))
     loaded: dict[str, StyleTargets] = {}
 
     def targets_for(item: int, side: int) -> StyleTargets:
         job, content_image, styles = ready[item]
         matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
         key = style_cache_key(job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
-                              config.style_layers, config.pooling, weights_identity(config.weights), matched_to)
+                              config.style_layers, config.pooling, weights_id, matched_to)
         if key in loaded:  # pairs of one style share its entry: read it once per batch
             return loaded[key]
         targets = cache.get(key)

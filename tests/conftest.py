@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 # Before anything imports Prefect: an isolated PREFECT_HOME (caches and concurrency limits would
 # otherwise leak between runs) and a startup timeout that covers a fresh database's migration.
@@ -54,3 +55,12 @@ def content_image() -> Image.Image:
 @pytest.fixture
 def style_image() -> Image.Image:
     return make_image(56, 56, seed=2, kind="style")
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One real Prefect server (the test harness, SQLite) for the whole session (~30 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

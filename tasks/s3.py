@@ -1,0 +1,138 @@
+"""The one place boto3 is set up: settings from the environment, a shared client, error messages.
+
+Credentials come from boto3's standard chain (environment, shared profile, instance/task
+role); nothing here reads, stores or prints them. S3-compatible stores: set AWS_ENDPOINT_URL
+(or NST_S3_ENDPOINT_URL) and, where virtual-host names do not resolve, NST_S3_ADDRESSING_STYLE=path.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from tasks.storage import StorageError
+
+MIB = 1024 * 1024
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
+
+
+class S3ConfigError(StorageError):
+    """An NST_S3_* setting has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Client settings, read from the environment so workers and deployments inherit them."""
+
+    endpoint_url: str | None = None  # None: boto3's own AWS_ENDPOINT_URL(_S3) or AWS itself
+    region: str | None = None  # None: boto3's chain (AWS_REGION, profile), else us-east-1
+    addressing_style: str = "auto"  # path | virtual | auto
+    max_attempts: int = 5  # total attempts per request, first one included (botocore standard mode)
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    presign_seconds: int = 24 * 3600  # lifetime of links in run reports and artifacts
+    multipart_threshold: int = 16 * MIB  # larger uploads go in parts (boto3's transfer manager)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "S3Settings":
+        env = os.environ if env is None else env
+
+        def number(name: str, kind: type, default: Any, low: float, high: float | None = None) -> Any:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise S3ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+            if value < low or (high is not None and value > high):
+                raise S3ConfigError(f"{name}={raw!r} must be between {low} and {high}" if high is not None
+                                    else f"{name}={raw!r} must be at least {low}")
+            return value
+
+        style = env.get("NST_S3_ADDRESSING_STYLE", "auto") or "auto"
+        if style not in ("auto", "path", "virtual"):
+            raise S3ConfigError(f"NST_S3_ADDRESSING_STYLE={style!r}: use path, virtual or auto")
+        return cls(endpoint_url=env.get("NST_S3_ENDPOINT_URL") or None,
+                   region=env.get("NST_S3_REGION") or None,
+                   addressing_style=style,
+                   max_attempts=number("NST_S3_MAX_ATTEMPTS", int, cls.max_attempts, 1, 20),
+                   connect_timeout=number("NST_S3_CONNECT_TIMEOUT", float, cls.connect_timeout, 0.1),
+                   read_timeout=number("NST_S3_READ_TIMEOUT", float, cls.read_timeout, 0.1),
+                   presign_seconds=number("NST_S3_PRESIGN_SECONDS", int, cls.presign_seconds, 1,
+                                          MAX_PRESIGN_SECONDS),
+                   multipart_threshold=number("NST_S3_MULTIPART_MB", int, cls.multipart_threshold // MIB, 5) * MIB)
+
+    def botocore_config(self) -> Config:
+        return Config(
+            signature_version="s3v4",
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            s3={"addressing_style": self.addressing_style},
+            # Checksums on every upload that supports one, and verified on download.
+            request_checksum_calculation="when_supported",
+            response_checksum_validation="when_supported",
+        )
+
+    def transfer_config(self) -> TransferConfig:
+        # Transfers run inside a task that already owns its thread; s3transfer's own pool would
+        # only add threads on 2-core machines. Parts are 8 MiB unless the object is huge.
+        return TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=8 * MIB,
+                              use_threads=False)
+
+
+_client_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _client(settings: S3Settings) -> Any:
+    # A Session per client: boto3 sessions are not thread-safe, clients are.
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region or
+                          session.region_name or "us-east-1", config=settings.botocore_config())
+
+
+def s3_client(settings: S3Settings | None = None) -> Any:
+    """A boto3 S3 client for `settings` (default: from the environment), shared in this process."""
+    with _client_lock:
+        return _client(settings or S3Settings.from_env())
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, for a person: the S3 error code and message, or the connection problem.
+
+    botocore's messages carry the endpoint, operation and attempt count, never credentials.
+    """
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, "
+                "or run with an instance/task role")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        code = error.get("Code", "error")
+        message = error.get("Message") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+        return f"{code}: {message} (after {attempts + 1} attempt{'s' if attempts else ''})"
+    if isinstance(exc, BotoCoreError):
+        return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
