@@ -34,7 +34,7 @@ def s3_proxy(s3_server: SeaweedServer) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedServer) -> SeaweedServer:
+def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedServer) -> Iterator[SeaweedServer]:
     """Point the pipeline at the server the way a user would: environment variables only."""
     from tasks import s3
 

@@ -141,3 +141,15 @@ def test_s3_weights_are_fetched_once_and_known_by_their_bytes(s3_env, bucket, we
     assert local_weights(uri) == str(local) and local.stat().st_mtime_ns == stamp  # not fetched again
     with pytest.raises(StorageError, match=rf"cannot fetch weights s3://{bucket}/models/none.pth: 404"):
         local_weights(f"s3://{bucket}/models/none.pth")
+
+
+def test_boto3_standard_endpoint_variable_is_honoured(monkeypatch):
+    from tasks import s3
+
+    monkeypatch.delenv("NST_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    s3._client.cache_clear()
+    try:
+        assert s3.s3_client().meta.endpoint_url == "http://127.0.0.1:9"
+    finally:
+        s3._client.cache_clear()
