@@ -51,7 +51,35 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--weights", help="VGG-19 weights for every pair (overrides the manifest)")
             sub.add_argument("--fallback-weights", help="weights to use when the manifest's cannot be "
                                                         "loaded (the demo uses `random`, and says so loudly)")
+            _scale_options(sub)
+
+    from flows.deploy_commands import add_schedule_options, cmd_deploy, cmd_serve
+
+    serve = commands.add_parser("serve", help="serve a manifest's scheduled runs from this process (flow.serve)")
+    add_schedule_options(serve)
+    serve.set_defaults(handler=cmd_serve)
+    deploy = commands.add_parser("deploy", help="register a manifest's deployment for a process work pool")
+    add_schedule_options(deploy)
+    deploy.add_argument("--pool", default="nst-process", help="work pool, created if missing (default nst-process)")
+    deploy.set_defaults(handler=cmd_deploy)
     return parser
+
+
+def _scale_options(run: argparse.ArgumentParser) -> None:
+    """Running on many GPUs: a Dask cluster, or shards on Prefect workers (README)."""
+    group = run.add_argument_group("scale-out")
+    group.add_argument("--task-runner", choices=("threads", "dask"), default="threads",
+                       help="threads (default): this process; dask: a Dask cluster, one worker per GPU")
+    group.add_argument("--dask-address", help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                                              "(workers started with --nthreads 1 --resources GPU=1)")
+    group.add_argument("--workers", type=int, help="start a local Dask cluster of this many workers "
+                                                   "(default: one per visible GPU)")
+    group.add_argument("--shards", type=int, help="split the pairs into this many deployment runs for the "
+                                                  "Prefect workers of a work pool; this process merges them")
+    group.add_argument("--deployment", help="the shard deployment (default stylize-manifest/nst-shard, "
+                                            "registered by `python -m deployments.shards`)")
+    group.add_argument("--shard-timeout", type=float, help="seconds a shard may run, or the run may go "
+                                                           "without progress, before it is reported unfinished")
 
 
 def _floats(text: str) -> tuple[float, ...]:

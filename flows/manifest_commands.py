@@ -51,7 +51,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["gpu_slots"] = args.gpu_slots
     if args.gpu_limit:
         options["gpu_limit"] = args.gpu_limit
-    state, report = run_manifest(args.manifest, **options)
+    from tasks.storage import StorageError
+
+    try:
+        state, report = _run(args, options) if _scaled(args) else run_manifest(args.manifest, **options)
+    except ScaleError as exc:
+        print(f"nst run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:  # the output, cache or weights store could not be reached at all
+        print(f"nst run: {manifest.name}: {exc}", file=sys.stderr)
+        return 1
     counts = report["counts"]
     print(f"{manifest.name}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
           f"style targets computed: {report['style_targets']['computed']}; output: {report['output']}")
@@ -59,6 +68,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         if pair["status"] == "failed":
             print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+EXIT_USAGE = 2
+
+
+class ScaleError(Exception):
+    """Scale-out options that cannot work together or here; the message says what to change."""
+
+
+def _scaled(args: argparse.Namespace) -> bool:
+    return bool(args.shards or args.task_runner == "dask" or args.dask_address or args.workers)
+
+
+def _run(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Run on many GPUs: shards on Prefect workers, or the flow's tasks on a Dask cluster."""
+    if args.shards:
+        from prefect.settings import PREFECT_API_URL
+
+        if args.task_runner == "dask" or args.dask_address or args.workers:
+            raise ScaleError("--shards runs on Prefect workers; it does not combine with the Dask options")
+        if not PREFECT_API_URL.value():  # a temporary server would die with this command, workers can't see it
+            raise ScaleError("--shards needs the Prefect server the workers poll: set PREFECT_API_URL, e.g. "
+                             "http://127.0.0.1:4200/api")
+        from flows.sharded import run_sharded
+
+        extra = {"deployment": args.deployment} if args.deployment else {}
+        if args.shard_timeout:
+            extra["shard_timeout"] = args.shard_timeout
+        return run_sharded(args.manifest, args.shards, **options, **extra)
+    try:
+        from flows.dask_runner import dask_task_runner
+    except ImportError as exc:
+        raise ScaleError(f"--task-runner dask needs prefect-dask: pip install 'nst-pipeline[dask]' ({exc})") from None
+    from flows.stylize_manifest import run_manifest
+
+    try:
+        runner = dask_task_runner(args.dask_address, args.workers)
+    except ValueError as exc:
+        raise ScaleError(str(exc)) from None
+    return run_manifest(args.manifest, task_runner=runner, **options)
 
 
 def _fallback(weights: str, fallback: str | None) -> str | None:

@@ -16,7 +16,8 @@ from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
 from tasks.manifest import load_manifest, with_engine_changes
 from tasks.plan import PairJob, build_plan
 from tasks.prefect_tasks import stylize_batch_task, style_target_task
-from tasks.storage import open_storage, write_json
+from tasks.shards import runner_identity, shard_report_key, shard_selector
+from tasks.storage import Storage, StorageError, open_storage, write_json
 from tasks.style_cache import StyleCache, cache_location
 from tasks.work import BatchFailed
 
@@ -27,10 +28,12 @@ RANDOM_WEIGHTS_WARNING = ("These images were made with RANDOM VGG-19 weights (no
 def _run_name() -> str:
     """Flow runs are named after the manifest (its `name:`), falling back to the file name."""
     uri = str(flow_run.parameters.get("manifest_uri", "manifest"))
+    shard = flow_run.parameters.get("shard")
     try:
-        return load_manifest(uri).name
+        name = load_manifest(uri).name
     except Exception:  # noqa: BLE001 - a bad manifest fails the run itself, with the full report
-        return Path(uri).stem
+        name = Path(uri).stem
+    return f"{name} [{shard}]" if shard else name
 
 
 # One worker thread per GPU slot (1 by default). Measured on 2 CPU cores: with 2 threads a
@@ -40,11 +43,13 @@ def _run_name() -> str:
       log_prints=False)
 def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool = False,
                      only: list[str] | None = None, batch_size: int = 4, gpu_slots: int = 1,
-                     gpu_limit: str | None = None, weights: str | None = None) -> State:
+                     gpu_limit: str | None = None, weights: str | None = None, shard: str | None = None) -> State:
     """Stylize every pair of a manifest. Returns Completed, or Failed naming how many pairs failed.
 
     gpu_slots bounds concurrent engine work in this process; gpu_limit names a Prefect global
     concurrency limit instead (several workers, one server). `weights` overrides the manifest's.
+    `shard` ("i/n") runs only that shard's pairs and writes shards/<i>-of-<n>.json instead of
+    run.json and the gallery (flows/sharded.py merges the shards).
     """
     logger = get_run_logger()
     manifest = load_manifest(manifest_uri)  # ManifestError: every problem, before any GPU work
@@ -55,7 +60,9 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
     storage = open_storage(output or manifest.output)
     cache_uri = cache_location(manifest.cache)
     cache = StyleCache.at(cache_uri)
-    plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size, cached=cache.has)
+    select = shard_selector([(p.content, p.style) for p in manifest.pairs], shard) if shard else None
+    plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size, cached=cache.has,
+                      select=select)
     logger.info("plan: %s", plan.summary())
     if gpu_limit:
         _ensure_limit(gpu_limit, gpu_slots)
@@ -85,7 +92,8 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
         if runnable:
             batch_futures.append((runnable, stylize_batch_task.with_options(task_run_name=_batch_name(runnable))
                                   .submit(runnable, storage.uri, cache_uri, gpu_slots, gpu_limit)))
-    progress = Progress(manifest.name, sum(len(jobs) for jobs, _ in batch_futures))
+    label = f"{manifest.name}-shard-{shard.replace('/', '-of-')}" if shard else manifest.name  # artifact keys
+    progress = Progress(label, sum(len(jobs) for jobs, _ in batch_futures))
     jobs_of = {id(future): jobs for jobs, future in batch_futures}
     for future in as_completed([future for _, future in batch_futures]):
         future.wait()  # as_completed can yield before the final state is readable
@@ -96,19 +104,34 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
                                "cached": len(plan.style_jobs) - computed - len(bad_styles),
                                "failed": len(bad_styles)},
              "task_runs": len(style_futures) + len(batch_futures), "output": storage.uri, "cache": cache_uri}
+    if shard:  # which machine and GPU ran this shard, for the merged report
+        stats["shard"] = {"shard": shard, "flow_run": str(flow_run.id), **runner_identity()}
+    _add_links(outcomes, storage)
     report = run_report(manifest.name, outcomes, stats)
-    write_json(storage, REPORT_KEY, report)
     warning = RANDOM_WEIGHTS_WARNING if manifest.engine.weights.startswith("random") else None
-    storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
-                                            [s.id for s in manifest.styles], outcomes, warning).encode(),
-                  content_type="text/html")
-    publish_results(manifest.name, outcomes, storage)
+    try:
+        write_json(storage, shard_report_key(shard) if shard else REPORT_KEY, report)
+        if not shard:  # a sharded run's one gallery is written by its parent
+            storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
+                                                    [s.id for s in manifest.styles], outcomes, warning).encode(),
+                          content_type="text/html")
+    except StorageError as exc:  # the store went away: the report still reaches the caller and the UI
+        logger.error("could not write the run report and gallery: %s", exc)
+        report["report_error"] = str(exc)
+    publish_results(label, outcomes, storage)
     counts = report["counts"]
     message = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
     logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
     if counts["failed"]:
         return Failed(message=f"{counts['failed']} of {len(outcomes)} pairs failed ({message})", data=report)
     return Completed(message=message, data=report)
+
+
+def _add_links(outcomes: list[dict[str, Any]], storage: Storage) -> None:
+    """Each result's link: a file URI locally, a presigned URL on S3 (NST_S3_PRESIGN_SECONDS)."""
+    for outcome in outcomes:
+        if outcome["status"] != "failed":
+            outcome["link"] = storage.url(f"results/{outcome['content']}--{outcome['style']}.png")
 
 
 def _batch_name(jobs: list[PairJob]) -> str:
@@ -139,11 +162,18 @@ def _ensure_limit(name: str, slots: int) -> None:
         client.upsert_global_concurrency_limit_by_name(name, slots)
 
 
-def run_manifest(manifest_uri: str, **options: Any) -> tuple[State, dict[str, Any]]:
-    """Run the flow and return its final state and run report (raises on a bad manifest)."""
+def run_manifest(manifest_uri: str, *, task_runner: Any = None, **options: Any) -> tuple[State, dict[str, Any]]:
+    """Run the flow and return its final state and run report (raises on a bad manifest).
+
+    `task_runner` replaces the flow's own, e.g. flows.dask_runner.dask_task_runner(...).
+    """
     slots = int(options.get("gpu_slots", 1))
-    runnable = stylize_manifest.with_options(task_runner=ThreadPoolTaskRunner(max_workers=slots)) if slots > 1 \
-        else stylize_manifest
+    if task_runner is not None:
+        runnable = stylize_manifest.with_options(task_runner=task_runner)
+    elif slots > 1:
+        runnable = stylize_manifest.with_options(task_runner=ThreadPoolTaskRunner(max_workers=slots))
+    else:
+        runnable = stylize_manifest
     state = runnable(manifest_uri, return_state=True, **options)
     report = state.result(raise_on_failure=False)
     if isinstance(report, BaseException):

@@ -1,0 +1,248 @@
+"""One manifest over many machines: a parent flow fans shards out to Prefect workers.
+
+Each GPU machine runs `prefect worker start --pool POOL --limit 1` (one worker per GPU, with its
+own CUDA_VISIBLE_DEVICES) polling one process work pool that serves the shard deployment
+(deployments/shards.py). This parent:
+
+1. plans the whole manifest and computes the style targets it lacks into the shared persistent
+   cache, once for the whole cluster (a forward pass per style: cheap next to the pairs), so
+   shards starting together do not each compute the same style;
+2. creates one deployment run per shard ("i/n", tasks/shards.py), which lands on whichever
+   worker is free; each shard writes its results straight to the output store and its report to
+   shards/<i>-of-<n>.json;
+3. waits for every shard (with a timeout, since a run whose worker was killed stays "Running"),
+   merges the shard reports into run.json and writes the one gallery.
+
+Rerunning after a worker died redoes only the missing pairs: the sharding is deterministic and
+every shard skips pairs whose result already holds the same fingerprint.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+from prefect.futures import wait
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.artifacts import publish_results
+from flows.stylize_manifest import RANDOM_WEIGHTS_WARNING
+from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
+from tasks.manifest import load_manifest, with_engine_changes
+from tasks.plan import build_plan
+from tasks.prefect_tasks import style_target_task
+from tasks.shards import shard_report_key, shard_selector
+from tasks.storage import Storage, StorageError, open_storage, read_json, write_json
+from tasks.style_cache import StyleCache, cache_location
+
+SHARD_DEPLOYMENT = "stylize-manifest/nst-shard"
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SUMMED = ("computed", "failed_styles", "task_runs")  # per-shard figures the merged report adds up
+
+
+@dataclass
+class ShardRun:
+    shard: str
+    flow_run_id: UUID
+    state: str = "SCHEDULED"
+    started: float | None = None  # when this parent first saw it running (monotonic)
+    final: bool = False
+    gave_up: str = ""  # why the parent stopped waiting, when it did
+
+
+def _run_name() -> str:
+    uri = str(flow_run.parameters.get("manifest_uri", "manifest"))
+    try:
+        name = load_manifest(uri).name
+    except Exception:  # noqa: BLE001 - a bad manifest fails the run itself, with the full report
+        name = Path(uri).stem
+    return f"{name} [{flow_run.parameters.get('shards', '?')} shards]"
+
+
+@flow(name="stylize-manifest-sharded", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1),
+      log_prints=False)
+def stylize_manifest_sharded(manifest_uri: str, shards: int, deployment: str = SHARD_DEPLOYMENT,
+                             output: str | None = None, force: bool = False, only: list[str] | None = None,
+                             batch_size: int = 4, gpu_slots: int = 1, gpu_limit: str | None = None,
+                             weights: str | None = None, precompute_styles: bool = True,
+                             shard_timeout: float = 6 * 3600, poll_interval: float = 5.0) -> State:
+    """Stylize a manifest as `shards` deployment runs of `deployment`, then merge them.
+
+    `shard_timeout`: seconds a shard may stay running, or the whole run may go without any shard
+    starting or finishing, before the parent stops waiting and reports those shards' pairs as
+    not finished (rerun to finish them). `precompute_styles=False` leaves the style targets to
+    the shards: no torch needed here, but shards that start together may each compute a style
+    (the cache keeps one entry: whole-entry writes of identical content).
+    """
+    logger = get_run_logger()
+    if shards < 1:
+        raise ValueError(f"shards={shards}: need at least one shard")
+    manifest_uri = _absolute(manifest_uri)  # workers do not start in this folder
+    manifest = load_manifest(manifest_uri)
+    if weights:
+        manifest = with_engine_changes(manifest, weights=weights)
+    if manifest.engine.weights.startswith("random"):
+        logger.warning(RANDOM_WEIGHTS_WARNING)
+    storage = open_storage(output or manifest.output)
+    cache_uri = cache_location(manifest.cache)
+    plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size,
+                      cached=StyleCache.at(cache_uri).has)
+    logger.info("whole plan: %s", plan.summary())
+
+    computed, futures = 0, []
+    if precompute_styles:
+        futures = [style_target_task.with_options(task_run_name=f"style {job.style_id} @{job.side}px")
+                   .submit(job, cache_uri, manifest.engine.device, gpu_slots, gpu_limit)
+                   for job in plan.style_jobs if job.key not in plan.cached_styles]
+        wait(futures)
+        for future in futures:
+            result = future.state.result(raise_on_failure=False)
+            if isinstance(result, dict):
+                computed += int(result["computed"])
+            else:  # the shards that need it retry it, and report the pairs it fails
+                logger.warning("style target failed in the parent: %s", result)
+
+    parameters = {"manifest_uri": manifest_uri, "output": storage.uri, "force": force, "only": only,
+                  "batch_size": batch_size, "gpu_slots": gpu_slots, "gpu_limit": gpu_limit, "weights": weights}
+    runs = []
+    for index in range(1, shards + 1):
+        shard = f"{index}/{shards}"
+        run = run_deployment(deployment, parameters={**parameters, "shard": shard}, timeout=0,
+                             tags=["nst", "nst-shard"])
+        runs.append(ShardRun(shard, run.id))
+        logger.info("shard %s: flow run %s", shard, run.id)
+    _wait_for(runs, shard_timeout, poll_interval, logger)
+
+    outcomes, shard_stats = _merge(runs, manifest, storage, only)
+    stats = {"style_targets": {"planned": len(plan.style_jobs),
+                               "computed": computed + sum(s.get("computed", 0) for s in shard_stats),
+                               "cached": len(plan.cached_styles),
+                               "failed": sum(s.get("failed_styles", 0) for s in shard_stats)},
+             "task_runs": len(futures) + sum(s.get("task_runs", 0) for s in shard_stats),
+             "output": storage.uri, "cache": cache_uri,
+             "shards": [{k: v for k, v in s.items() if k not in _SUMMED} for s in shard_stats]}
+    report = run_report(manifest.name, outcomes, stats)
+    warning = RANDOM_WEIGHTS_WARNING if manifest.engine.weights.startswith("random") else None
+    try:
+        write_json(storage, REPORT_KEY, report)
+        storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
+                                                [s.id for s in manifest.styles], outcomes, warning).encode(),
+                      content_type="text/html")
+    except StorageError as exc:  # the report still reaches the caller and the UI
+        logger.error("could not write the run report and gallery: %s", exc)
+        report["report_error"] = str(exc)
+    publish_results(manifest.name, outcomes, storage)
+    counts = report["counts"]
+    unfinished = [r.shard for r in runs if r.gave_up]
+    message = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+    if unfinished:
+        message += f"; shards not finished: {', '.join(unfinished)} (rerun to finish them)"
+    logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
+    if counts["failed"]:
+        return Failed(message=f"{counts['failed']} of {len(outcomes)} pairs failed ({message})", data=report)
+    if unfinished:
+        return Failed(message=message, data=report)
+    return Completed(message=message, data=report)
+
+
+def _absolute(uri: str) -> str:
+    return uri if _URI_SCHEME.match(uri) else str(Path(uri).expanduser().resolve())
+
+
+def _wait_for(runs: list[ShardRun], timeout: float, poll_interval: float, logger: Any) -> None:
+    """Poll the shard runs until each is final or given up (see `shard_timeout`)."""
+    last_progress = time.monotonic()
+    with get_client(sync_client=True) as client:
+        while True:
+            pending = {r.flow_run_id: r for r in runs if not r.final and not r.gave_up}
+            if not pending:
+                return
+            now = time.monotonic()
+            for record in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))):
+                run, state = pending[record.id], record.state
+                if state is None:
+                    continue
+                if state.type.value != run.state:
+                    last_progress = now
+                    run.state = state.type.value
+                if state.is_final():
+                    run.final = True
+                elif state.is_running() and run.started is None:
+                    run.started = now
+            for run in pending.values():
+                if run.final:
+                    logger.info("shard %s: %s", run.shard, run.state)
+                elif run.started is not None and now - run.started > timeout:
+                    run.gave_up = f"still {run.state} after {timeout:g} s (was its worker stopped?)"
+                elif run.started is None and now - last_progress > timeout:
+                    run.gave_up = f"still {run.state}: no shard started or finished for {timeout:g} s (no free worker?)"
+                    _cancel(client, run)
+                if run.gave_up:
+                    logger.error("shard %s (flow run %s) %s", run.shard, run.flow_run_id, run.gave_up)
+            time.sleep(poll_interval)
+
+
+def _cancel(client: Any, run: ShardRun) -> None:
+    """A shard that never started is cancelled, so it does not start after this report."""
+    try:
+        client.set_flow_run_state(run.flow_run_id, Cancelled(message="the sharded parent stopped waiting"))
+    except Exception as exc:  # noqa: BLE001 - it may have started meanwhile; the rerun copes either way
+        run.gave_up += f"; could not cancel it: {exc}"
+
+
+def _merge(runs: list[ShardRun], manifest: Any, storage: Storage,
+           only: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every pair's outcome, from the shard reports; pairs of shards that did not report are
+    looked up in the output (done = same fingerprint there) or reported as not finished."""
+    outcomes: dict[tuple[str, str], dict[str, Any]] = {}
+    stats: list[dict[str, Any]] = []
+    all_pairs = [(p.content, p.style) for p in manifest.pairs]
+    for run in runs:
+        report = read_json(storage, shard_report_key(run.shard))
+        ours = isinstance(report, dict) and report.get("shard", {}).get("flow_run") == str(run.flow_run_id)
+        entry: dict[str, Any] = {"shard": run.shard, "flow_run": str(run.flow_run_id), "state": run.state}
+        if run.final and ours:
+            assert isinstance(report, dict)
+            for outcome in report["pairs"]:
+                outcomes[(outcome["content"], outcome["style"])] = outcome
+            entry.update({k: v for k, v in report["shard"].items() if k not in ("shard", "flow_run")})
+            entry.update(pairs=len(report["pairs"]), computed=report["style_targets"]["computed"],
+                         failed_styles=report["style_targets"]["failed"], task_runs=report["task_runs"])
+        else:  # crashed, killed, timed out or cancelled: see what it left in the output
+            why = run.gave_up or f"ended {run.state} without a report"
+            entry["reason"] = why
+            plan = build_plan(manifest, storage, force=False, only=only, select=shard_selector(all_pairs, run.shard))
+            for job in plan.todo:
+                outcomes[(job.content_id, job.style_id)] = {
+                    "content": job.content_id, "style": job.style_id, "status": "failed",
+                    "reason": f"shard {run.shard} did not finish: {why}; rerun to finish it"}
+            for job in plan.skipped:
+                outcomes[(job.content_id, job.style_id)] = {
+                    "content": job.content_id, "style": job.style_id, "status": "skipped",
+                    "reason": f"found done in the output (shard {run.shard} did not report)",
+                    "fingerprint": job.fingerprint, "link": storage.url(job.image_key)}
+            for content, style, reason in plan.failed:
+                outcomes[(content, style)] = {"content": content, "style": style, "status": "failed", "reason": reason}
+            entry["pairs"] = len(plan.todo) + len(plan.skipped) + len(plan.failed)
+        stats.append(entry)
+    order = {pair: i for i, pair in enumerate(all_pairs)}
+    return sorted(outcomes.values(), key=lambda o: order.get((o["content"], o["style"]), len(order))), stats
+
+
+def run_sharded(manifest_uri: str, shards: int, **options: Any) -> tuple[State, dict[str, Any]]:
+    """Run the parent flow here and return its final state and merged report."""
+    state = stylize_manifest_sharded(manifest_uri, shards, return_state=True, **options)
+    report = state.result(raise_on_failure=False)
+    if isinstance(report, BaseException):
+        raise report
+    return state, report
