@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 # Before anything imports Prefect: an isolated PREFECT_HOME (caches and concurrency limits would
 # otherwise leak between runs) and a startup timeout that covers a fresh database's migration.
@@ -21,6 +21,9 @@ import torch
 from PIL import Image
 
 from nst_engine.vgg import random_state
+
+if TYPE_CHECKING:
+    from tests.prefect_process import Server
 
 
 def make_image(width: int, height: int, seed: int, kind: str = "content") -> Image.Image:
@@ -64,3 +67,12 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Server"]:
+    """`prefect server start` (with its UI) in a subprocess for the session: for tests whose other
+    processes (workers, `nst deploy`, a browser) must reach a server at a URL."""
+    from tests.prefect_process import serve_prefect
+
+    yield from serve_prefect(tmp_path_factory)

@@ -2,30 +2,23 @@
 
 The test harness's server (tests/conftest.py `prefect_server`) is enough for flows in this
 process and their Dask workers; Prefect workers are separate programs and need a server at a
-URL of their own, with its own PREFECT_HOME (database).
+URL: the session's `prefect_server_process`, shared with the UI tests.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
+from tests.prefect_process import Server
+
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prefect_env(api_url: str, home: Path, **extra: str) -> dict[str, str]:
@@ -52,33 +45,9 @@ def stop_group(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, time
 
 
 @pytest.fixture(scope="session")
-def prefect_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` on a free port for the session; yields its API URL (~30 s to start)."""
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log = (home / "server.log").open("wb")
-    env = prefect_env(url, home, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
-    env.pop("PREFECT_API_URL")  # the server itself serves it
-    server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-ui", "--analytics-off"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server did not start; log: {home / 'server.log'}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        stop_group(server)
-        log.close()
+def prefect_api_server(prefect_server_process: Server) -> str:
+    """The session's `prefect server start` (tests/prefect_process.py), by its API URL."""
+    return prefect_server_process.api_url
 
 
 @pytest.fixture

@@ -8,35 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from tests.flows.test_stylize_manifest import write_manifest
+from tests.prefect_process import Server, start_process, stop_process, tail, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-output" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
-SERVER_START_TIMEOUT = 240  # a fresh database migrates in ~30 s here; more when the cores are busy
 RUN_TIMEOUT = 300
 WORK_POOL = "nst-ui-tests"
 GPU_LIMIT = "nst-gpu-ui-tests"
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str  # the UI, e.g. http://127.0.0.1:43123
-    api_url: str  # url + /api
-    log: Path
 
 
 @dataclass(frozen=True)
@@ -48,56 +37,6 @@ class DeployedRun:
     output: Path
     flow_run: Any  # prefect.client.schemas.objects.FlowRun, final state
     worker_log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_process(args: list[str], log: Path, env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.Popen[bytes]:
-    """Start a command in its own process group (so it and its children can be stopped together)."""
-    handle: IO[bytes] = log.open("wb")
-    try:
-        return subprocess.Popen(args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    finally:
-        handle.close()  # the child holds its own copy
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
-    """SIGTERM the process group (what a service manager would send), SIGKILL if it hangs."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return int(proc.returncode)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.5,
-             log: Path | None = None) -> Any:
-    """Poll until condition() is truthy and return it; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not after {timeout:.0f} s" + (f"\nlog {log}:\n{tail(log)}" if log else ""))
-        time.sleep(interval)
 
 
 def client_env(server: Server) -> dict[str, str]:
@@ -152,37 +91,9 @@ def wait_for_last_log(server: Server, flow_run_id: Any, log: Path, timeout: floa
     wait_for(finished, timeout, f"flow run {flow_run_id}: its last log line", log=log)
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/health", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
-def prefect_ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`prefect server start` on a free port with its own PREFECT_HOME (database), stopped at the end."""
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                # The UI asks the server where the API is; without this it answers port 4200
-                # whatever --port says (Prefect 3.9.0), and every page stays empty.
-                "PREFECT_UI_API_URL": f"{url}/api"})
-    log = home / "server.log"
-    proc = start_process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                          "--port", str(port)], log, env)
-    try:
-        wait_for(lambda: proc.poll() is not None or _healthy(url), SERVER_START_TIMEOUT,
-                 "prefect server start: /api/health", log=log)
-        if proc.poll() is not None:
-            pytest.fail(f"prefect server start exited with {proc.returncode}:\n{tail(log)}")
-        yield Server(url=url, api_url=f"{url}/api", log=log)
-    finally:
-        stop_process(proc)
+def prefect_ui_server(prefect_server_process: Server) -> Server:
+    return prefect_server_process
 
 
 def _nst(*args: str) -> list[str]:
@@ -245,7 +156,9 @@ def _require_browser() -> None:
         pytest.skip(f"browser tests need chromium: {missing}")
 
 
-@pytest.fixture(scope="session")
+# Module scope: playwright's sync API keeps an event loop running in this thread while it is
+# open, and Prefect's sync calls then hand back coroutines; later tests must not inherit it.
+@pytest.fixture(scope="module")
 def browser_context() -> Iterator[Any]:
     """Headless Debian chromium driven by playwright, with a fresh profile (user data dir)."""
     _require_browser()
