@@ -36,14 +36,14 @@ from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.artifacts import publish_results
-from flows.stylize_manifest import RANDOM_WEIGHTS_WARNING
-from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
-from tasks.manifest import load_manifest, with_engine_changes
+from flows.stylize_manifest import open_run, write_report
+from tasks.gallery import GALLERY_KEY, run_report
+from tasks.manifest import load_manifest
 from tasks.plan import build_plan
 from tasks.prefect_tasks import style_target_task
 from tasks.shards import shard_report_key, shard_selector
-from tasks.storage import Storage, StorageError, open_storage, read_json, write_json
-from tasks.style_cache import StyleCache, cache_location
+from tasks.storage import Storage, read_json
+from tasks.style_cache import StyleCache
 
 SHARD_DEPLOYMENT = "stylize-manifest/nst-shard"
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -88,13 +88,7 @@ def stylize_manifest_sharded(manifest_uri: str, shards: int, deployment: str = S
     if shards < 1:
         raise ValueError(f"shards={shards}: need at least one shard")
     manifest_uri = _absolute(manifest_uri)  # workers do not start in this folder
-    manifest = load_manifest(manifest_uri)
-    if weights:
-        manifest = with_engine_changes(manifest, weights=weights)
-    if manifest.engine.weights.startswith("random"):
-        logger.warning(RANDOM_WEIGHTS_WARNING)
-    storage = open_storage(output or manifest.output)
-    cache_uri = cache_location(manifest.cache)
+    manifest, storage, cache_uri = open_run(manifest_uri, weights, output)
     plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size,
                       cached=StyleCache.at(cache_uri).has)
     logger.info("whole plan: %s", plan.summary())
@@ -132,15 +126,7 @@ def stylize_manifest_sharded(manifest_uri: str, shards: int, deployment: str = S
              "output": storage.uri, "cache": cache_uri,
              "shards": [{k: v for k, v in s.items() if k not in _SUMMED} for s in shard_stats]}
     report = run_report(manifest.name, outcomes, stats)
-    warning = RANDOM_WEIGHTS_WARNING if manifest.engine.weights.startswith("random") else None
-    try:
-        write_json(storage, REPORT_KEY, report)
-        storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
-                                                [s.id for s in manifest.styles], outcomes, warning).encode(),
-                      content_type="text/html")
-    except StorageError as exc:  # the report still reaches the caller and the UI
-        logger.error("could not write the run report and gallery: %s", exc)
-        report["report_error"] = str(exc)
+    write_report(manifest, storage, report)
     publish_results(manifest.name, outcomes, storage)
     counts = report["counts"]
     unfinished = [r.shard for r in runs if r.gave_up]

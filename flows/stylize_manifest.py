@@ -13,7 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.artifacts import Progress, publish_results
 from tasks.gallery import GALLERY_KEY, REPORT_KEY, gallery_html, run_report
-from tasks.manifest import load_manifest, with_engine_changes
+from tasks.manifest import Manifest, load_manifest, with_engine_changes
 from tasks.plan import PairJob, build_plan
 from tasks.prefect_tasks import stylize_batch_task, style_target_task
 from tasks.shards import runner_identity, shard_report_key, shard_selector
@@ -52,13 +52,7 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
     run.json and the gallery (flows/sharded.py merges the shards).
     """
     logger = get_run_logger()
-    manifest = load_manifest(manifest_uri)  # ManifestError: every problem, before any GPU work
-    if weights:
-        manifest = with_engine_changes(manifest, weights=weights)
-    if manifest.engine.weights.startswith("random"):
-        logger.warning(RANDOM_WEIGHTS_WARNING)
-    storage = open_storage(output or manifest.output)
-    cache_uri = cache_location(manifest.cache)
+    manifest, storage, cache_uri = open_run(manifest_uri, weights, output)
     cache = StyleCache.at(cache_uri)
     select = shard_selector([(p.content, p.style) for p in manifest.pairs], shard) if shard else None
     plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size, cached=cache.has,
@@ -108,16 +102,8 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
         stats["shard"] = {"shard": shard, "flow_run": str(flow_run.id), **runner_identity()}
     _add_links(outcomes, storage)
     report = run_report(manifest.name, outcomes, stats)
-    warning = RANDOM_WEIGHTS_WARNING if manifest.engine.weights.startswith("random") else None
-    try:
-        write_json(storage, shard_report_key(shard) if shard else REPORT_KEY, report)
-        if not shard:  # a sharded run's one gallery is written by its parent
-            storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
-                                                    [s.id for s in manifest.styles], outcomes, warning).encode(),
-                          content_type="text/html")
-    except StorageError as exc:  # the store went away: the report still reaches the caller and the UI
-        logger.error("could not write the run report and gallery: %s", exc)
-        report["report_error"] = str(exc)
+    # A sharded run's one gallery is written by its parent.
+    write_report(manifest, storage, report, shard_report_key(shard) if shard else REPORT_KEY, gallery=not shard)
     publish_results(label, outcomes, storage)
     counts = report["counts"]
     message = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
@@ -125,6 +111,32 @@ def stylize_manifest(manifest_uri: str, output: str | None = None, force: bool =
     if counts["failed"]:
         return Failed(message=f"{counts['failed']} of {len(outcomes)} pairs failed ({message})", data=report)
     return Completed(message=message, data=report)
+
+
+def open_run(manifest_uri: str, weights: str | None, output: str | None) -> tuple[Manifest, Storage, str]:
+    """The manifest (weights overridden when asked), its output store and its style cache URI."""
+    manifest = load_manifest(manifest_uri)  # ManifestError: every problem, before any GPU work
+    if weights:
+        manifest = with_engine_changes(manifest, weights=weights)
+    if manifest.engine.weights.startswith("random"):
+        get_run_logger().warning(RANDOM_WEIGHTS_WARNING)
+    return manifest, open_storage(output or manifest.output), cache_location(manifest.cache)
+
+
+def write_report(manifest: Manifest, storage: Storage, report: dict[str, Any], key: str = REPORT_KEY,
+                 gallery: bool = True) -> None:
+    """run.json (or a shard's report) and the gallery. A store that went away is logged and noted
+    in the report, not raised: the report still reaches the caller and the UI."""
+    warning = RANDOM_WEIGHTS_WARNING if manifest.engine.weights.startswith("random") else None
+    try:
+        write_json(storage, key, report)
+        if gallery:
+            storage.write(GALLERY_KEY, gallery_html(manifest.name, [c.id for c in manifest.contents],
+                                                    [s.id for s in manifest.styles], report["pairs"], warning).encode(),
+                          content_type="text/html")
+    except StorageError as exc:
+        get_run_logger().error("could not write the run report and gallery: %s", exc)
+        report["report_error"] = str(exc)
 
 
 def _add_links(outcomes: list[dict[str, Any]], storage: Storage) -> None:
