@@ -27,17 +27,7 @@ from typing import Any
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-DEMO = Path(__file__).parents[1] / "examples" / "demo" / "images"
-RESULTS = Path(__file__).parent / "results"
-CONTENTS = ["astronaut", "chelsea", "coffee"]
-STYLES = ["hubble", "brick"]
-
-
-def manifest_text(name: str, size: int, iterations: int) -> str:
-    contents = "\n".join(f"  - {DEMO / c}.jpg" for c in CONTENTS)
-    styles = "\n".join(f"  - {DEMO / s}.jpg" for s in STYLES)
-    return (f"version: 1\nname: {name}\noutput: out\ncache: cache\ncontents:\n{contents}\nstyles:\n{styles}\n"
-            f"engine: {{size: {size}, iterations: {iterations}, weights: 'random:0'}}\n")
+from benchmarks.demo_manifest import CONTENTS, RESULTS, STYLES, manifest_text  # noqa: E402
 
 
 def timed_run(path: Path, batch_size: int, runner: Any = None) -> float:
