@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from flows.cli import EXIT_USAGE
+
 # A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -68,9 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if pair["status"] == "failed":
             print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
     return 1 if counts["failed"] else 0
-
-
-EXIT_USAGE = 2
 
 
 class ScaleError(Exception):

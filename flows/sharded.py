@@ -36,9 +36,8 @@ from prefect.states import Cancelled, Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.artifacts import publish_results
-from flows.stylize_manifest import open_run, write_report
+from flows.stylize_manifest import manifest_run_name, open_run, report_of, write_report
 from tasks.gallery import GALLERY_KEY, run_report
-from tasks.manifest import load_manifest
 from tasks.plan import build_plan
 from tasks.prefect_tasks import style_target_task
 from tasks.shards import shard_report_key, shard_selector
@@ -61,12 +60,7 @@ class ShardRun:
 
 
 def _run_name() -> str:
-    uri = str(flow_run.parameters.get("manifest_uri", "manifest"))
-    try:
-        name = load_manifest(uri).name
-    except Exception:  # noqa: BLE001 - a bad manifest fails the run itself, with the full report
-        name = Path(uri).stem
-    return f"{name} [{flow_run.parameters.get('shards', '?')} shards]"
+    return f"{manifest_run_name()} [{flow_run.parameters.get('shards', '?')} shards]"
 
 
 @flow(name="stylize-manifest-sharded", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1),
@@ -227,8 +221,4 @@ def _merge(runs: list[ShardRun], manifest: Any, storage: Storage,
 
 def run_sharded(manifest_uri: str, shards: int, **options: Any) -> tuple[State, dict[str, Any]]:
     """Run the parent flow here and return its final state and merged report."""
-    state = stylize_manifest_sharded(manifest_uri, shards, return_state=True, **options)
-    report = state.result(raise_on_failure=False)
-    if isinstance(report, BaseException):
-        raise report
-    return state, report
+    return report_of(stylize_manifest_sharded(manifest_uri, shards, return_state=True, **options))

@@ -25,15 +25,18 @@ RANDOM_WEIGHTS_WARNING = ("These images were made with RANDOM VGG-19 weights (no
                           "available): they show the pipeline working, not real style transfer.")
 
 
-def _run_name() -> str:
-    """Flow runs are named after the manifest (its `name:`), falling back to the file name."""
+def manifest_run_name() -> str:
+    """The running flow's manifest `name:`, falling back to the file name (names flow runs)."""
     uri = str(flow_run.parameters.get("manifest_uri", "manifest"))
-    shard = flow_run.parameters.get("shard")
     try:
-        name = load_manifest(uri).name
+        return load_manifest(uri).name
     except Exception:  # noqa: BLE001 - a bad manifest fails the run itself, with the full report
-        name = Path(uri).stem
-    return f"{name} [{shard}]" if shard else name
+        return Path(uri).stem
+
+
+def _run_name() -> str:
+    shard = flow_run.parameters.get("shard")
+    return f"{manifest_run_name()} [{shard}]" if shard else manifest_run_name()
 
 
 # One worker thread per GPU slot (1 by default). Measured on 2 CPU cores: with 2 threads a
@@ -186,7 +189,11 @@ def run_manifest(manifest_uri: str, *, task_runner: Any = None, **options: Any) 
         runnable = stylize_manifest.with_options(task_runner=ThreadPoolTaskRunner(max_workers=slots))
     else:
         runnable = stylize_manifest
-    state = runnable(manifest_uri, return_state=True, **options)
+    return report_of(runnable(manifest_uri, return_state=True, **options))
+
+
+def report_of(state: State) -> tuple[State, dict[str, Any]]:
+    """A finished flow's state and the report it returned; re-raises what it failed with."""
     report = state.result(raise_on_failure=False)
     if isinstance(report, BaseException):
         raise report
