@@ -25,9 +25,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from nst_engine import load_image, stylize  # noqa: E402
 from nst_engine.vgg import build_extractor  # noqa: E402
+from tasks.options import RunOptions
 from tasks.manifest import load_manifest  # noqa: E402
 from tasks.plan import build_plan  # noqa: E402
-from tasks.storage import open_storage  # noqa: E402
+from tasks.stores import open_storage  # noqa: E402
 
 from benchmarks.demo_manifest import CONTENTS, RESULTS, STYLES, manifest_text  # noqa: E402
 
@@ -60,7 +61,7 @@ def through_flow(path: Path, batch_size: int) -> float:
     from flows.stylize_manifest import run_manifest
 
     start = time.perf_counter()
-    state, report = run_manifest(str(path), batch_size=batch_size)
+    state, report = run_manifest(str(path), RunOptions(batch_size=batch_size))
     elapsed = time.perf_counter() - start
     assert report["counts"]["done"] == len(CONTENTS) * len(STYLES), report["counts"]
     return elapsed

@@ -32,11 +32,12 @@ from benchmarks.demo_manifest import CONTENTS, RESULTS, STYLES, manifest_text  #
 
 def timed_run(path: Path, batch_size: int, runner: Any = None) -> float:
     from flows.stylize_manifest import run_manifest
+    from tasks.options import RunOptions
 
     shutil.rmtree(path.parent / "out", ignore_errors=True)
     shutil.rmtree(path.parent / "cache", ignore_errors=True)
     start = time.perf_counter()
-    state, report = run_manifest(str(path), batch_size=batch_size, task_runner=runner)
+    state, report = run_manifest(str(path), RunOptions(batch_size=batch_size), task_runner=runner)
     elapsed = time.perf_counter() - start
     assert state.is_completed() and report["counts"]["done"] == len(CONTENTS) * len(STYLES), report["counts"]
     return elapsed

@@ -15,7 +15,10 @@ import sys
 from typing import Sequence
 from uuid import UUID
 
-from deployments.definitions import ensure_work_pool
+from prefect.deployments.runner import EntrypointType
+
+from deployments.manifest_deployment import ensure_work_pool
+from flows.stylize_manifest import stylize_manifest
 
 SHARD_DEPLOYMENT_NAME = "nst-shard"  # full name: stylize-manifest/nst-shard (flows.sharded.SHARD_DEPLOYMENT)
 SHARD_POOL = "nst-gpu"
@@ -27,10 +30,6 @@ def deploy_shard_flow(work_pool: str = SHARD_POOL, name: str = SHARD_DEPLOYMENT_
 
     No schedule and no default manifest: the parent passes every parameter per run.
     """
-    from prefect.deployments.runner import EntrypointType
-
-    from flows.stylize_manifest import stylize_manifest
-
     if create_pool:
         ensure_work_pool(work_pool)
     return stylize_manifest.deploy(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Sequence
+from typing import Sequence
 from uuid import UUID
 
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
 
-from tasks.storage import Storage
+from tasks.layout import FAILED, GALLERY_KEY, PairOutcome, thumbnail_key
+from tasks.stores import Storage
 
 
 def artifact_key(name: str, kind: str) -> str:
@@ -55,22 +56,17 @@ def _thumbnail_src(storage: Storage, key: str, budget: list[int]) -> str:
     return f'data:image/jpeg;base64,{base64.b64encode(data).decode("ascii")} "{url}"'
 
 
-def publish_results(name: str, outcomes: Sequence[dict[str, Any]], storage: Storage) -> None:
+def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage) -> None:
     """A results table (pair, status, losses, seconds, link) and a gallery as markdown."""
-    rows = []
-    for o in outcomes:
-        pair = f"{o['content']}--{o['style']}"
-        losses = o.get("losses", {})
-        rows.append({"pair": pair, "status": o["status"], "reason": o.get("reason", ""),
-                     "total loss": f"{losses['total']:.4g}" if losses else "",
-                     "seconds": o.get("seconds", ""),
-                     "link": o.get("link", "")})
+    rows = [{"pair": o.name, "status": o.status, "reason": o.reason,
+             "total loss": f"{o.losses['total']:.4g}" if o.losses else "",
+             "seconds": o.seconds or "", "link": o.link} for o in outcomes]
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
     budget = [INLINE_THUMBNAILS_BYTES]
-    images = [f"| {o['content']} x {o['style']} | ![{o['content']} x {o['style']}]"
-              f"({_thumbnail_src(storage, 'thumbs/' + o['content'] + '--' + o['style'] + '.jpg', budget)}) |"
-              for o in outcomes if o["status"] != "failed"]
-    failed = [f"- {o['content']} x {o['style']}: {o.get('reason', '')}" for o in outcomes if o["status"] == "failed"]
-    markdown = "\n".join([f"# {name}", f"Gallery: {storage.url('index.html')}", "", "| pair | result |",
+    images = [f"| {o.content} x {o.style} | ![{o.content} x {o.style}]"
+              f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) |"
+              for o in outcomes if o.status != FAILED]
+    failed = [f"- {o.content} x {o.style}: {o.reason}" for o in outcomes if o.status == FAILED]
+    markdown = "\n".join([f"# {name}", f"Gallery: {storage.url(GALLERY_KEY)}", "", "| pair | result |",
                           "|---|---|", *images] + (["", "## Failed", *failed] if failed else []))
     create_markdown_artifact(markdown, key=artifact_key(name, "gallery"), description=f"{name}: gallery")

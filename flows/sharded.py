@@ -19,10 +19,8 @@ every shard skips pairs whose result already holds the same fingerprint.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,27 +28,25 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
-from prefect.futures import wait
-from prefect.runtime import flow_run
-from prefect.states import Cancelled, Completed, Failed, State
+from prefect.states import Cancelled, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.artifacts import publish_results
-from flows.stylize_manifest import manifest_run_name, open_run, report_of, write_report
-from tasks.gallery import GALLERY_KEY, run_report
+from flows.run_steps import OpenRun, compute_styles, finish, open_run
+from flows.stylize_manifest import report_of
+from tasks.layout import SKIPPED, PairOutcome, image_key
+from tasks.options import RunOptions
 from tasks.plan import build_plan
-from tasks.prefect_tasks import style_target_task
 from tasks.shards import shard_report_key, shard_selector
-from tasks.storage import Storage, read_json
-from tasks.style_cache import StyleCache
+from tasks.stores import absolute, read_json
 
 SHARD_DEPLOYMENT = "stylize-manifest/nst-shard"
-_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SUMMED = ("computed", "failed_styles", "task_runs")  # per-shard figures the merged report adds up
 
 
 @dataclass
 class ShardRun:
+    """One shard's deployment run as the parent tracks it while waiting."""
+
     shard: str
     flow_run_id: UUID
     state: str = "SCHEDULED"
@@ -59,16 +55,9 @@ class ShardRun:
     gave_up: str = ""  # why the parent stopped waiting, when it did
 
 
-def _run_name() -> str:
-    return f"{manifest_run_name()} [{flow_run.parameters.get('shards', '?')} shards]"
-
-
-@flow(name="stylize-manifest-sharded", flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=1),
-      log_prints=False)
-def stylize_manifest_sharded(manifest_uri: str, shards: int, deployment: str = SHARD_DEPLOYMENT,
-                             output: str | None = None, force: bool = False, only: list[str] | None = None,
-                             batch_size: int = 4, gpu_slots: int = 1, gpu_limit: str | None = None,
-                             weights: str | None = None, precompute_styles: bool = True,
+@flow(name="stylize-manifest-sharded", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
+def stylize_manifest_sharded(manifest_uri: str, shards: int, options: RunOptions = RunOptions(),
+                             deployment: str = SHARD_DEPLOYMENT, precompute_styles: bool = True,
                              shard_timeout: float = 6 * 3600, poll_interval: float = 5.0) -> State:
     """Stylize a manifest as `shards` deployment runs of `deployment`, then merge them.
 
@@ -81,62 +70,39 @@ def stylize_manifest_sharded(manifest_uri: str, shards: int, deployment: str = S
     logger = get_run_logger()
     if shards < 1:
         raise ValueError(f"shards={shards}: need at least one shard")
-    manifest_uri = _absolute(manifest_uri)  # workers do not start in this folder
-    manifest, storage, cache_uri = open_run(manifest_uri, weights, output)
-    plan = build_plan(manifest, storage, force=force, only=only, batch_size=batch_size,
-                      cached=StyleCache.at(cache_uri).has)
+    manifest_uri = absolute(manifest_uri, ".")  # workers do not start in this folder
+    run = open_run(manifest_uri, options, f" [{shards} shards]")
+    plan = build_plan(run.manifest, run.storage, force=options.force, only=options.only,
+                      batch_size=options.batch_size, cached=run.cache.has)
     logger.info("whole plan: %s", plan.summary())
+    styles = compute_styles(plan, run, options, only_missing=True) if precompute_styles else None
+    for key, error in (styles.failed.items() if styles else ()):  # the shards that need it retry it
+        logger.warning("style target %s failed in the parent: %s", key, error)
 
-    computed, futures = 0, []
-    if precompute_styles:
-        futures = [style_target_task.with_options(task_run_name=f"style {job.style_id} @{job.side}px")
-                   .submit(job, cache_uri, manifest.engine.device, gpu_slots, gpu_limit)
-                   for job in plan.style_jobs if job.key not in plan.cached_styles]
-        wait(futures)
-        for future in futures:
-            result = future.state.result(raise_on_failure=False)
-            if isinstance(result, dict):
-                computed += int(result["computed"])
-            else:  # the shards that need it retry it, and report the pairs it fails
-                logger.warning("style target failed in the parent: %s", result)
-
-    parameters = {"manifest_uri": manifest_uri, "output": storage.uri, "force": force, "only": only,
-                  "batch_size": batch_size, "gpu_slots": gpu_slots, "gpu_limit": gpu_limit, "weights": weights}
+    # Every shard writes to the store this parent resolved, whatever the manifest says.
+    shard_options = options.replace(output=run.storage.uri)
     runs = []
     for index in range(1, shards + 1):
         shard = f"{index}/{shards}"
-        run = run_deployment(deployment, parameters={**parameters, "shard": shard}, timeout=0,
-                             tags=["nst", "nst-shard"])
-        runs.append(ShardRun(shard, run.id))
-        logger.info("shard %s: flow run %s", shard, run.id)
+        parameters = {"manifest_uri": manifest_uri, "options": shard_options.replace(shard=shard).to_parameters()}
+        flow_run = run_deployment(deployment, parameters=parameters, timeout=0, tags=["nst", "nst-shard"])
+        runs.append(ShardRun(shard, flow_run.id))
+        logger.info("shard %s: flow run %s", shard, flow_run.id)
     _wait_for(runs, shard_timeout, poll_interval, logger)
 
-    outcomes, shard_stats = _merge(runs, manifest, storage, only)
+    outcomes, shard_stats = _merge(runs, run, options)
+    computed = styles.computed if styles else 0
     stats = {"style_targets": {"planned": len(plan.style_jobs),
                                "computed": computed + sum(s.get("computed", 0) for s in shard_stats),
                                "cached": len(plan.cached_styles),
                                "failed": sum(s.get("failed_styles", 0) for s in shard_stats)},
-             "task_runs": len(futures) + sum(s.get("task_runs", 0) for s in shard_stats),
-             "output": storage.uri, "cache": cache_uri,
+             "task_runs": (len(plan.style_jobs) - len(plan.cached_styles) if styles else 0)
+             + sum(s.get("task_runs", 0) for s in shard_stats),
+             "output": run.storage.uri, "cache": run.cache_uri,
              "shards": [{k: v for k, v in s.items() if k not in _SUMMED} for s in shard_stats]}
-    report = run_report(manifest.name, outcomes, stats)
-    write_report(manifest, storage, report)
-    publish_results(manifest.name, outcomes, storage)
-    counts = report["counts"]
     unfinished = [r.shard for r in runs if r.gave_up]
-    message = f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
-    if unfinished:
-        message += f"; shards not finished: {', '.join(unfinished)} (rerun to finish them)"
-    logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
-    if counts["failed"]:
-        return Failed(message=f"{counts['failed']} of {len(outcomes)} pairs failed ({message})", data=report)
-    if unfinished:
-        return Failed(message=message, data=report)
-    return Completed(message=message, data=report)
-
-
-def _absolute(uri: str) -> str:
-    return uri if _URI_SCHEME.match(uri) else str(Path(uri).expanduser().resolve())
+    why = f"shards not finished: {', '.join(unfinished)} (rerun to finish them)" if unfinished else ""
+    return finish(run, outcomes, stats, unfinished=why)
 
 
 def _wait_for(runs: list[ShardRun], timeout: float, poll_interval: float, logger: Any) -> None:
@@ -180,45 +146,49 @@ def _cancel(client: Any, run: ShardRun) -> None:
         run.gave_up += f"; could not cancel it: {exc}"
 
 
-def _merge(runs: list[ShardRun], manifest: Any, storage: Storage,
-           only: list[str] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _merge(runs: list[ShardRun], run: OpenRun, options: RunOptions) -> tuple[list[PairOutcome], list[dict[str, Any]]]:
     """Every pair's outcome, from the shard reports; pairs of shards that did not report are
     looked up in the output (done = same fingerprint there) or reported as not finished."""
-    outcomes: dict[tuple[str, str], dict[str, Any]] = {}
+    manifest, storage = run.manifest, run.storage
+    outcomes: dict[tuple[str, str], PairOutcome] = {}
     stats: list[dict[str, Any]] = []
     all_pairs = [(p.content, p.style) for p in manifest.pairs]
-    for run in runs:
-        report = read_json(storage, shard_report_key(run.shard))
-        ours = isinstance(report, dict) and report.get("shard", {}).get("flow_run") == str(run.flow_run_id)
-        entry: dict[str, Any] = {"shard": run.shard, "flow_run": str(run.flow_run_id), "state": run.state}
-        if run.final and ours:
+    for shard_run in runs:
+        report = read_json(storage, shard_report_key(shard_run.shard))
+        ours = isinstance(report, dict) and report.get("shard", {}).get("flow_run") == str(shard_run.flow_run_id)
+        entry: dict[str, Any] = {"shard": shard_run.shard, "flow_run": str(shard_run.flow_run_id),
+                                 "state": shard_run.state}
+        if shard_run.final and ours:
             assert isinstance(report, dict)
-            for outcome in report["pairs"]:
-                outcomes[(outcome["content"], outcome["style"])] = outcome
+            for pair in report["pairs"]:
+                outcome = PairOutcome.from_dict(pair)
+                outcomes[(outcome.content, outcome.style)] = outcome
             entry.update({k: v for k, v in report["shard"].items() if k not in ("shard", "flow_run")})
             entry.update(pairs=len(report["pairs"]), computed=report["style_targets"]["computed"],
                          failed_styles=report["style_targets"]["failed"], task_runs=report["task_runs"])
         else:  # crashed, killed, timed out or cancelled: see what it left in the output
-            why = run.gave_up or f"ended {run.state} without a report"
+            why = shard_run.gave_up or f"ended {shard_run.state} without a report"
             entry["reason"] = why
-            plan = build_plan(manifest, storage, force=False, only=only, select=shard_selector(all_pairs, run.shard))
+            plan = build_plan(manifest, storage, force=False, only=options.only,
+                              select=shard_selector(all_pairs, shard_run.shard))
             for job in plan.todo:
-                outcomes[(job.content_id, job.style_id)] = {
-                    "content": job.content_id, "style": job.style_id, "status": "failed",
-                    "reason": f"shard {run.shard} did not finish: {why}; rerun to finish it"}
+                outcomes[(job.content_id, job.style_id)] = job.failed(
+                    f"shard {shard_run.shard} did not finish: {why}; rerun to finish it")
             for job in plan.skipped:
-                outcomes[(job.content_id, job.style_id)] = {
-                    "content": job.content_id, "style": job.style_id, "status": "skipped",
-                    "reason": f"found done in the output (shard {run.shard} did not report)",
-                    "fingerprint": job.fingerprint, "link": storage.url(job.image_key)}
-            for content, style, reason in plan.failed:
-                outcomes[(content, style)] = {"content": content, "style": style, "status": "failed", "reason": reason}
+                outcomes[(job.content_id, job.style_id)] = PairOutcome(
+                    job.content_id, job.style_id, SKIPPED,
+                    f"found done in the output (shard {shard_run.shard} did not report)",
+                    fingerprint=job.fingerprint, link=storage.url(image_key(job.content_id, job.style_id)))
+            for outcome in plan.failed:
+                outcomes[(outcome.content, outcome.style)] = outcome
             entry["pairs"] = len(plan.todo) + len(plan.skipped) + len(plan.failed)
         stats.append(entry)
     order = {pair: i for i, pair in enumerate(all_pairs)}
-    return sorted(outcomes.values(), key=lambda o: order.get((o["content"], o["style"]), len(order))), stats
+    return sorted(outcomes.values(), key=lambda o: order.get((o.content, o.style), len(order))), stats
 
 
-def run_sharded(manifest_uri: str, shards: int, **options: Any) -> tuple[State, dict[str, Any]]:
-    """Run the parent flow here and return its final state and merged report."""
-    return report_of(stylize_manifest_sharded(manifest_uri, shards, return_state=True, **options))
+def run_sharded(manifest_uri: str, shards: int, options: RunOptions = RunOptions(),
+                **parent: Any) -> tuple[State, dict[str, Any]]:
+    """Run the parent flow here and return its final state and merged report. `parent`: the
+    parent's own settings (deployment, shard_timeout, poll_interval, precompute_styles)."""
+    return report_of(stylize_manifest_sharded(manifest_uri, shards, options.resolved(), return_state=True, **parent))

@@ -129,6 +129,16 @@ class VGGFeatures(nn.Module):
 _RANDOM = re.compile(r"^random(?::(\d+))?$")
 
 
+def is_random_weights(weights: str) -> bool:
+    """`random` or `random:SEED`: seeded random weights (every output made with them says so)."""
+    return _RANDOM.fullmatch(weights) is not None
+
+
+def is_named_weights(weights: str) -> bool:
+    """A weights source that is a name, not a file or URI: imagenet, random[:SEED]."""
+    return weights == "imagenet" or is_random_weights(weights)
+
+
 def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     """Return VGG-19 `features` parameters ("0.weight", ...) and where they came from."""
     match = _RANDOM.match(weights)

@@ -1,20 +1,11 @@
-"""The run report (run.json) and the gallery (index.html): a contents x styles grid."""
+"""The gallery (index.html): a contents x styles grid of thumbnails linking to the results."""
 
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
-GALLERY_KEY = "index.html"
-REPORT_KEY = "run.json"
-
-
-def run_report(name: str, outcomes: Sequence[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
-    """run.json: every pair's status (done / skipped / failed with its reason) and the counts."""
-    counts = {status: sum(1 for o in outcomes if o["status"] == status) for status in ("done", "skipped", "failed")}
-    return {"name": name, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "counts": counts, **stats, "pairs": list(outcomes)}
+from tasks import layout
 
 
 def gallery_html(title: str, content_ids: Sequence[str], style_ids: Sequence[str],
@@ -48,10 +39,12 @@ td img {{ display: block; max-width: 192px; max-height: 192px; }}
 
 
 def _cell(content: str, style: str, outcome: dict[str, Any] | None) -> str:
-    name = html.escape(f"{content}--{style}", quote=True)
     if outcome is None:
         return ""
-    if outcome["status"] == "failed":
+    if outcome["status"] == layout.FAILED:
         return f'<div class="failed" title="{html.escape(outcome.get("reason", ""), quote=True)}">failed</div>'
-    return (f'<a href="results/{name}.png"><img src="thumbs/{name}.jpg" '
+    name = html.escape(layout.pair_name(content, style), quote=True)
+    image = html.escape(layout.image_key(content, style), quote=True)
+    thumb = html.escape(layout.thumbnail_key(content, style), quote=True)
+    return (f'<a href="{image}"><img src="{thumb}" '
             f'alt="{html.escape(content)} x {html.escape(style)}" data-pair="{name}"></a>')

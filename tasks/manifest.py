@@ -15,10 +15,12 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from tasks.stores import BACKENDS, object_stem, scheme_of, split_object, supported_schemes
 
 if TYPE_CHECKING:
     from nst_engine.config import EngineConfig
@@ -33,10 +35,6 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # A run name: the same characters, not starting with '.'.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
 GLOB_CHARS = re.compile(r"[*?\[]")
-URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-S3_OBJECT = re.compile(r"^s3://[^/]+/.+")
-S3_PREFIX = re.compile(r"^s3://[^/]+")
-RANDOM_WEIGHTS = re.compile(r"^random(:\d+)?$")
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SHOWN_IDS = 10  # how many known ids an "unknown id" message lists
 
@@ -102,7 +100,7 @@ class Manifest:
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest file; raise ManifestError listing every problem."""
     source = str(path)
-    if source.startswith("s3://") or URI_SCHEME.match(source):
+    if scheme_of(source) is not None:
         raise ManifestError(source, [Problem("(file)", "manifests are read from local files only; "
                                                        "download it and pass the local path")])
     try:
@@ -215,10 +213,6 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _s3_stem(uri: str) -> str:
-    return PurePosixPath(uri[len("s3://"):]).stem
-
-
 class _Checker:
     """Walks the parsed YAML, building records and collecting problems."""
 
@@ -299,13 +293,14 @@ class _Checker:
         if not value.strip():
             self.fail(field, "is empty; give a local folder or an s3://bucket/prefix URI, or leave it out")
             return ""
-        if value.startswith("s3://"):
-            if not S3_PREFIX.match(value):
-                self.fail(field, f"{value!r} names no bucket; write s3://bucket or s3://bucket/prefix")
+        scheme = scheme_of(value)
+        if scheme is not None:
+            if scheme not in BACKENDS:
+                self.fail(field, f"{value!r}: only local folders and {supported_schemes()} URIs are supported")
+                return ""
+            if not split_object(value)[0][len(scheme) + 3:]:
+                self.fail(field, f"{value!r} names no bucket; write {scheme}://bucket or {scheme}://bucket/prefix")
             return value
-        if URI_SCHEME.match(value):
-            self.fail(field, f"{value!r}: only local folders and s3:// URIs are supported")
-            return ""
         path = self.local(value, field)
         if path is None:
             return ""
@@ -321,17 +316,19 @@ class _Checker:
         if not value.strip():
             self.fail(field, "is empty; give a file path, glob or s3:// URI")
             return None
-        if value.startswith("s3://"):
-            if not S3_OBJECT.match(value):
-                self.fail(field, f"{value!r} is not an object URI; write s3://bucket/key")
+        scheme = scheme_of(value)
+        if scheme is not None:
+            if scheme not in BACKENDS:
+                self.fail(field, f"{value!r}: only local paths and {supported_schemes()} URIs are supported")
+                return None
+            bucket, key = split_object(value)
+            if not key or bucket == f"{scheme}://":
+                self.fail(field, f"{value!r} is not an object URI; write {scheme}://bucket/key")
                 return None
             if GLOB_CHARS.search(value):
-                self.fail(field, f"{value!r}: globs are not expanded for s3:// URIs; list each object")
+                self.fail(field, f"{value!r}: globs are not expanded for {scheme}:// URIs; list each object")
                 return None
             return [value]
-        if URI_SCHEME.match(value):
-            self.fail(field, f"{value!r}: only local paths and s3:// URIs are supported")
-            return None
         path = self.local(value, field)
         if path is None:
             return None
@@ -386,7 +383,7 @@ class _Checker:
             uris = self.files(item, path) or []
             found = []
             for uri in uris:
-                ident = _s3_stem(uri) if uri.startswith("s3://") else Path(uri).stem
+                ident = object_stem(uri)
                 if self.valid_id(ident, f"{path}.id", f" (the name of {uri}); rename the file or "
                                                        "list it as {id: ..., uri: ...}"):
                     found.append((ident, ImageRef(ident, (uri,), (1.0,)), f" from {uri}"))
@@ -503,11 +500,13 @@ class _Checker:
         return config
 
     def weights(self, value: str, field: str) -> str:
-        """imagenet, random[:SEED] and s3:// are kept; a local path must exist (made absolute)."""
-        if value == "imagenet" or value.startswith("s3://"):
+        """imagenet, random[:SEED] and URIs are kept; a local path must exist (made absolute)."""
+        from nst_engine.vgg import is_named_weights, is_random_weights  # torch, as for EngineConfig
+
+        if is_named_weights(value) or scheme_of(value) is not None:
             return value
         if value.startswith("random"):
-            if not RANDOM_WEIGHTS.match(value):
+            if not is_random_weights(value):
                 self.fail(field, f"{value!r}: write `random` or `random:SEED` with a whole-number seed")
             return value
         if not value:

@@ -16,9 +16,11 @@ from nst_engine import EngineConfig
 from nst_engine.images import DEFAULT_MAX_PIXELS, fit_size
 from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
+from tasks import layout
+from tasks.layout import PairOutcome
 from tasks.manifest import ImageRef, Manifest
-from tasks.storage import Storage, StorageError, read_json, read_uri
-from tasks.style_cache import style_cache_key
+from tasks.stores import Storage, StorageError, read_json, read_uri
+from tasks.style_cache import style_key
 from tasks.weights import local_weights
 
 # Prefect's server ingests ~13-16 task runs/s (DESIGN.md): keep one flow run under this many.
@@ -51,6 +53,10 @@ class StyleJob:
 
 @dataclass(frozen=True)
 class PairJob:
+    """One pair to stylize, with everything a worker needs and nothing it must look up again:
+    the inputs' URIs and hashes, the effective engine settings, the result's fingerprint and the
+    cache keys of its style targets. Small and picklable: it travels to task runs."""
+
     content_id: str
     style_id: str
     content_uri: str
@@ -63,26 +69,33 @@ class PairJob:
 
     @property
     def name(self) -> str:
-        return f"{self.content_id}--{self.style_id}"
+        return layout.pair_name(self.content_id, self.style_id)
 
     @property
     def image_key(self) -> str:
-        return f"results/{self.name}.png"
+        return layout.image_key(self.content_id, self.style_id)
 
     @property
     def provenance_key(self) -> str:
-        return f"results/{self.name}.json"
+        return layout.provenance_key(self.content_id, self.style_id)
 
     @property
     def thumbnail_key(self) -> str:
-        return f"thumbs/{self.name}.jpg"
+        return layout.thumbnail_key(self.content_id, self.style_id)
+
+    def failed(self, reason: str) -> PairOutcome:
+        return PairOutcome.failed(self.content_id, self.style_id, reason)
 
 
 @dataclass
 class Plan:
+    """What one run will do, decided before any GPU work: pairs to do (grouped in `batches`),
+    pairs to skip (same fingerprint already in the output), pairs that fail up front (an input
+    that cannot be read, with the reason), and the style targets the batches need."""
+
     todo: list[PairJob]
     skipped: list[PairJob]
-    failed: list[tuple[str, str, str]]  # (content id, style id, reason)
+    failed: list[PairOutcome]
     style_jobs: list[StyleJob]
     batches: list[list[PairJob]]
     cached_styles: set[str]
@@ -139,15 +152,15 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
 
     todo: list[PairJob] = []
     skipped: list[PairJob] = []
-    failed: list[tuple[str, str, str]] = []
+    failed: list[PairOutcome] = []
     style_jobs: dict[str, StyleJob] = {}
-    finished = set() if force else set(output.list("results"))  # one listing, not a read per pair
+    finished = set() if force else set(output.list(layout.RESULTS_PREFIX))  # one listing, not a read per pair
     weight_ids: dict[str, str] = {}  # s3:// weights cost a HEAD request: once per run
     for spec in pairs:
         content, style = contents[spec.content], styles[spec.style]
         errors = [infos[u].error for u in (content.uris[0], *style.uris) if infos[u].error]
         if errors:
-            failed.append((spec.content, spec.style, "; ".join(errors)))
+            failed.append(PairOutcome.failed(spec.content, spec.style, "; ".join(errors)))
             continue
         job, jobs = _pair_job(spec.engine, content, style, infos, weight_ids)
         if _is_done(job, output, finished):
@@ -181,7 +194,7 @@ def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: d
     if not config.match_histogram:  # matched targets depend on the content: made in its batch
         for scale in config.scales:
             side = style_side(config, scale)
-            key = style_cache_key(style_shas, blend, side, config.style_layers, config.pooling, weights_id)
+            key = style_key(config, style_shas, blend, side, weights_id)
             jobs.append(StyleJob(key, style.id, style.uris, blend, side, config.style_layers, config.pooling,
                                  config.weights))
     inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256},

@@ -14,8 +14,9 @@ import re
 import socket
 from typing import Callable, Iterable
 
+from tasks import layout
+
 SHARD_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
-SHARDS_PREFIX = "shards"
 
 
 class ShardError(ValueError):
@@ -35,7 +36,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def pair_hash(content_id: str, style_id: str) -> str:
     """The pair's place in the shard order: sha256 of its result name "<content>--<style>"."""
-    return hashlib.sha256(f"{content_id}--{style_id}".encode()).hexdigest()
+    return hashlib.sha256(layout.pair_name(content_id, style_id).encode()).hexdigest()
 
 
 def assign_shards(pairs: Iterable[tuple[str, str]], count: int) -> dict[tuple[str, str], int]:
@@ -61,8 +62,7 @@ def shard_selector(pairs: Iterable[tuple[str, str]], shard: str) -> Callable[[st
 
 def shard_report_key(shard: str) -> str:
     """Where a shard run writes its report, instead of run.json: shards/<i>-of-<n>.json."""
-    index, count = parse_shard(shard)
-    return f"{SHARDS_PREFIX}/{index}-of-{count}.json"
+    return layout.shard_report_key(*parse_shard(shard))
 
 
 def runner_identity() -> dict[str, str]:

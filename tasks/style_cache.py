@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from nst_engine import ENGINE_VERSION, StyleTargets
+from nst_engine import ENGINE_VERSION, EngineConfig, StyleTargets
 from nst_engine.errors import EngineError
-from tasks.storage import Storage, StorageError, open_storage
+from tasks.stores import Storage, StorageError, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,17 @@ def style_cache_key(style_sha256s: Sequence[str], blend: Sequence[float], side: 
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def style_key(config: EngineConfig, style_sha256s: Sequence[str], blend: Sequence[float], side: int,
+              weights_identity: str, matched_to: str | None = None) -> str:
+    """The cache key of one pair's style target at one size, from the pair's engine settings."""
+    return style_cache_key(style_sha256s, blend, side, config.style_layers, config.pooling, weights_identity,
+                           matched_to)
+
+
 class StyleCache:
+    """The persistent store of style targets (Gram matrices) under one storage root, shared by
+    runs and workers: `style-targets/<k[:2]>/<k>.pt`, each entry checksummed and checked on read."""
+
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 

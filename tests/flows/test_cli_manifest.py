@@ -2,7 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.cli import main
+from nst_cli.main import main
 from tests.conftest import make_image
 
 ROOT = Path(__file__).parents[2]
@@ -30,7 +30,7 @@ def test_dry_run_plans_ten_thousand_pairs_without_running_anything(tmp_path: Pat
         make_image(8, 8, seed=i, kind="style").save(images / f"s{i:03d}.png")
     (tmp_path / "m.yaml").write_text("version: 1\nname: big\ncontents: [img/c*.png]\n"
                                      "styles: [img/s*.png]\nengine: {size: 32, weights: random}\n")
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(tmp_path / "m.yaml"), "--dry-run"],
+    done = subprocess.run([sys.executable, "-m", "nst_cli", "run", str(tmp_path / "m.yaml"), "--dry-run"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "pairs: 10000, todo: 10000, skipped: 0" in done.stdout

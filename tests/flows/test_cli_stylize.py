@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from flows.cli import main
+from nst_cli.main import main
 from tests.conftest import make_image
 
 
@@ -14,7 +14,7 @@ def test_nst_stylize_writes_the_image_and_its_provenance(tmp_path: Path, weights
     make_image(64, 64, seed=2, kind="style").save(tmp_path / "b.png")
     out = tmp_path / "out.png"
     # A real process, as a user runs it.
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "stylize", str(tmp_path / "a.png"),
+    done = subprocess.run([sys.executable, "-m", "nst_cli", "stylize", str(tmp_path / "a.png"),
                            str(tmp_path / "b.png"), "-o", str(out), "--size", "128", "--iterations", "3",
                            "--weights", str(weights_file), "--quiet"],
                           capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=300)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 
+from tasks.options import RunOptions
 from flows.stylize_manifest import run_manifest
 from tests.conftest import make_image
 
@@ -47,7 +48,7 @@ def test_three_by_two_end_to_end_then_skip_then_force(tmp_path: Path, prefect_se
     manifest = write_manifest(tmp_path / "gallery-a", contents=3, styles=2, weights=weights_file)
     out = manifest.parent / "out"
 
-    state, report = run_manifest(str(manifest), batch_size=2)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=2))
     assert state.is_completed(), state.message
     assert report["counts"] == {"done": 6, "skipped": 0, "failed": 0}
     assert report["style_targets"]["computed"] == 2  # one per style, whatever the contents
@@ -63,13 +64,13 @@ def test_three_by_two_end_to_end_then_skip_then_force(tmp_path: Path, prefect_se
     assert gallery.count("<img ") == 6 and 'href="results/photo2--art1.png"' in gallery
 
     before = tree_digest(out / "results")
-    state, report = run_manifest(str(manifest), batch_size=2)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=2))
     assert report["counts"] == {"done": 0, "skipped": 6, "failed": 0}
     assert report["style_targets"]["computed"] == 0 and report["task_runs"] == 0
     assert tree_digest(out / "results") == before  # every byte as it was
 
     time.sleep(1.1)  # provenance records the creation time to the second
-    state, report = run_manifest(str(manifest), batch_size=2, force=True)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=2, force=True))
     assert report["counts"] == {"done": 6, "skipped": 0, "failed": 0}
     assert report["style_targets"]["computed"] == 0  # the persistent cache still holds both styles
     after = tree_digest(out / "results")
@@ -81,7 +82,7 @@ def test_a_corrupt_image_fails_only_its_pairs(tmp_path: Path, prefect_server: No
     photo = manifest.parent / "images" / "photo1.png"
     photo.write_bytes(photo.read_bytes()[:200])  # truncated: header fine, pixels missing
 
-    state, report = run_manifest(str(manifest), batch_size=4)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=4))
     assert state.is_failed() and "2 of 6 pairs failed" in state.message
     failed = {(p["content"], p["style"]): p["reason"] for p in report["pairs"] if p["status"] == "failed"}
     assert set(failed) == {("photo1", "art0"), ("photo1", "art1")}
@@ -96,7 +97,7 @@ def test_a_corrupt_image_fails_only_its_pairs(tmp_path: Path, prefect_server: No
 def test_four_hundred_pairs_run_in_far_fewer_task_runs(tmp_path: Path, prefect_server: None) -> None:
     manifest = write_manifest(tmp_path / "gallery-big", contents=20, styles=20,
                               engine="{size: 32, iterations: 1}")
-    state, report = run_manifest(str(manifest), batch_size=16)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=16))
     assert state.is_completed(), state.message
     assert report["counts"]["done"] == 400
     assert report["style_targets"]["computed"] == 20
@@ -108,7 +109,7 @@ def test_gpu_work_can_hold_a_prefect_global_concurrency_limit(tmp_path: Path, pr
     from prefect.client.orchestration import get_client
 
     manifest = write_manifest(tmp_path / "gallery-limit", contents=1, styles=1)
-    state, report = run_manifest(str(manifest), gpu_limit="nst-gpu-test", gpu_slots=2)
+    state, report = run_manifest(str(manifest), RunOptions(gpu_limit="nst-gpu-test", gpu_slots=2))
     assert state.is_completed(), state.message
     assert report["counts"]["done"] == 1
     with get_client(sync_client=True) as client:
@@ -122,7 +123,7 @@ def test_a_run_publishes_progress_results_and_gallery_artifacts(tmp_path: Path, 
     manifest = write_manifest(tmp_path / "Gallery_Art", contents=2, styles=1)
     photo = manifest.parent / "images" / "photo1.png"
     photo.write_bytes(photo.read_bytes()[:200])
-    state, report = run_manifest(str(manifest), batch_size=1)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
     progress = Artifact.get("nst-gallery-art-progress")
     results = Artifact.get("nst-gallery-art-results")
     gallery = Artifact.get("nst-gallery-art-gallery")

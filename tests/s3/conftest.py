@@ -36,7 +36,7 @@ def s3_proxy(s3_server: SeaweedServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedServer) -> Iterator[SeaweedServer]:
     """Point the pipeline at the server the way a user would: environment variables only."""
-    from tasks import s3
+    from tasks.stores import s3
 
     for name, value in {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                         "AWS_REGION": "us-east-1", "NST_S3_ENDPOINT_URL": s3_server.endpoint,
@@ -53,7 +53,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedServer) -> Iterato
 @pytest.fixture
 def via_proxy(monkeypatch: pytest.MonkeyPatch, s3_env: SeaweedServer, s3_proxy: FaultProxy) -> FaultProxy:
     """The pipeline's traffic goes through the fault proxy."""
-    from tasks import s3
+    from tasks.stores import s3
 
     monkeypatch.setenv("NST_S3_ENDPOINT_URL", s3_proxy.endpoint)
     s3._client.cache_clear()

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tasks.options import RunOptions
 from flows.stylize_manifest import run_manifest
 from tests.conftest import make_image
 from tests.s3support.seaweed import SECRET_KEY, SeaweedServer
@@ -67,7 +68,7 @@ def test_s3_manifest_end_to_end_with_503s_then_rerun_skips(tmp_path, prefect_ser
     server.arm("503", "PUT", "/gallery/results/photo0--art0.png", times=2)
     server.arm("503", "PUT", "/gallery/results/photo1--art1.json", times=1)
 
-    state, report = run_manifest(str(manifest), batch_size=1)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
 
     assert state.is_completed(), state.message
     assert report["counts"] == {"done": 4, "skipped": 0, "failed": 0}
@@ -104,7 +105,7 @@ def test_s3_manifest_end_to_end_with_503s_then_rerun_skips(tmp_path, prefect_ser
     # Rerun: nothing is recomputed or uploaded again.
     before = {k: v["ETag"] for k, v in objects(seaweed, bucket, "gallery/results/").items()}
     server.clear()
-    state, report = run_manifest(str(manifest), batch_size=1)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
     assert report["counts"] == {"done": 0, "skipped": 4, "failed": 0}
     assert not [s for s in server.seen if s.method == "PUT" and "/results/" in s.path]
     assert {k: v["ETag"] for k, v in objects(seaweed, bucket, "gallery/results/").items()} == before
@@ -132,7 +133,7 @@ def test_server_killed_mid_run_then_rerun_finishes_with_nothing_lost(tmp_path, p
     watcher = threading.Thread(target=kill_after_first_result, daemon=True)
     watcher.start()
     try:
-        state, report = run_manifest(str(manifest), batch_size=1)
+        state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
         watcher.join(timeout=5)
         assert killed.is_set(), "the run finished before the server could be killed"
         assert state.is_failed()
@@ -147,7 +148,7 @@ def test_server_killed_mid_run_then_rerun_finishes_with_nothing_lost(tmp_path, p
             server.start()
 
     survivors = {k: v["ETag"] for k, v in objects(server, bucket, "gallery/results/").items()}
-    state, report = run_manifest(str(manifest), batch_size=1)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
     assert state.is_completed(), state.message
     assert report["counts"] == {"done": 8 - len(done_before), "skipped": len(done_before), "failed": 0}
     assert {f"{p['content']}--{p['style']}" for p in report["pairs"] if p["status"] == "skipped"} == done_before

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.s3 import S3ConfigError, S3Settings
-from tasks.storage import S3Storage, StorageError, open_storage, read_uri
+from tasks.stores.s3 import S3ConfigError, S3Settings
+from tasks.stores import StorageError, open_storage, read_uri
+from tasks.stores.s3 import S3Storage
 from tests.s3support.seaweed import SECRET_KEY
 
 
@@ -80,7 +81,7 @@ def test_missing_object_and_bad_keys_give_clear_errors(s3_env, bucket):
 
 
 def test_endpoint_down_fails_fast_with_a_clear_reason(s3_env, bucket, monkeypatch):
-    from tasks import s3
+    from tasks.stores import s3
     from tests.s3support.seaweed import free_ports
 
     monkeypatch.setenv("NST_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_ports(1)[0]}")
@@ -144,7 +145,7 @@ def test_s3_weights_are_fetched_once_and_known_by_their_bytes(s3_env, bucket, we
 
 
 def test_boto3_standard_endpoint_variable_is_honoured(monkeypatch):
-    from tasks import s3
+    from tasks.stores import s3
 
     monkeypatch.delenv("NST_S3_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")

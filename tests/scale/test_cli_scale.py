@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from nst_cli.main import main
 from tests.flows.test_stylize_manifest import write_manifest
 
 

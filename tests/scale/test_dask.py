@@ -42,7 +42,7 @@ def test_two_dask_workers_run_a_4x3_manifest_each_pair_once_each_style_once(tmp_
             assert {trim for trim, _ in environ.values()} == {None}
             assert {threads for _, threads in environ.values()} == {str(max(1, (os.cpu_count() or 1) // 2))}
             with get_task_stream(client=client) as stream:
-                state, report = run_manifest(str(manifest), batch_size=2,
+                state, report = run_manifest(str(manifest), RunOptions(batch_size=2),
                                              task_runner=dask_task_runner(address=cluster.scheduler_address))
         finally:
             plain.terminate()

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from deployments.shards import deploy_shard_flow
+from tasks.options import RunOptions
 from tasks.shards import assign_shards
 from tests.flows.test_stylize_manifest import write_manifest
 from tests.scale.conftest import prefect_env, stop_group
@@ -48,7 +49,7 @@ def _online_workers(pool: str) -> set[str]:
 def _parent(manifest: Path, api_url: str, home: Path, log: Path, shards: int = 2) -> subprocess.Popen[bytes]:
     """`nst run MANIFEST --shards N` in its own process group (so the test can stop it)."""
     home.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(manifest), "--shards", str(shards),
+    return subprocess.Popen([sys.executable, "-m", "nst_cli", "run", str(manifest), "--shards", str(shards),
                              "--batch-size", "1", "--shard-timeout", "300"],
                             cwd=ROOT, env=prefect_env(api_url, home), stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -181,7 +182,7 @@ def _shard_run_by(worker: subprocess.Popen[bytes]) -> int | None:
             continue
         if run_id:
             with get_client(sync_client=True) as client:
-                shard = client.read_flow_run(run_id).parameters.get("shard")
+                shard = client.read_flow_run(run_id).parameters.get("options", {}).get("shard")
             if shard:
                 return int(shard.split("/")[0])
     return None
@@ -195,7 +196,7 @@ def test_the_parent_reports_shards_no_worker_took_and_what_they_left(tmp_path: P
 
     deploy_shard_flow("nst-test-idle", name="nst-shard-idle")  # a pool no worker polls
     manifest = write_manifest(tmp_path / "sharded-idle", contents=4, styles=3, engine="{size: 32, iterations: 2}")
-    state, _ = run_manifest(str(manifest), only=["photo0"])  # 3 pairs already done, outside any shard
+    state, _ = run_manifest(str(manifest), RunOptions(only=["photo0"]))  # 3 pairs already done, outside any shard
     assert state.is_completed(), state.message
 
     state, report = run_sharded(str(manifest), 2, deployment="stylize-manifest/nst-shard-idle",

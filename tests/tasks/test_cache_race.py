@@ -25,7 +25,7 @@ EXTRA_WRITES = 25
 def _race(job: StyleJob, cache_dir: str, barrier: Any, results: Any) -> None:
     """One worker: wait for the other, compute the style (both find the cache empty), then keep
     rewriting the entry to widen the window in which the two writers overlap."""
-    from tasks.work import compute_style_target
+    from tasks.engine_work import compute_style_target
 
     cache = StyleCache.at(cache_dir)
     barrier.wait(timeout=120)

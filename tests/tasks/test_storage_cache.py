@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from nst_engine import StyleTargets
-from tasks.storage import LocalStorage, StorageError, open_storage, read_json, write_json
+from tasks.stores import StorageError, open_storage, read_json, write_json
+from tasks.stores.local import LocalStorage
 from tasks.style_cache import StyleCache, cache_location, style_cache_key
 
 

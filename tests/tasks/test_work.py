@@ -7,9 +7,9 @@ import pytest
 
 from tasks.manifest import load_manifest
 from tasks.plan import build_plan
-from tasks.storage import LocalStorage
+from tasks.stores.local import LocalStorage
 from tasks.style_cache import StyleCache
-from tasks.work import BatchFailed, compute_style_target, stylize_batch
+from tasks.engine_work import BatchFailed, compute_style_target, stylize_batch
 from tests.conftest import make_image
 
 

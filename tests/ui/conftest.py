@@ -97,7 +97,7 @@ def prefect_ui_server(prefect_server_process: Server) -> Server:
 
 
 def _nst(*args: str) -> list[str]:
-    return [sys.executable, "-m", "flows.cli", *args]
+    return [sys.executable, "-m", "nst_cli", *args]
 
 
 def run_nst(server: Server, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -44,8 +44,8 @@ def test_nst_deploy_registers_a_scheduled_deployment_on_a_process_pool(deployed_
         assert deployment.entrypoint == "flows/stylize_manifest.py:stylize_manifest"
         assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory":
                                           {"directory": str(REPO_ROOT)}}]
-        assert deployment.parameters == {"manifest_uri": str(deployed_run.manifest), "gpu_limit": GPU_LIMIT,
-                                         "gpu_slots": 1, "batch_size": 1}
+        assert deployment.parameters == {"manifest_uri": str(deployed_run.manifest),
+                                         "options": {"gpu_limit": GPU_LIMIT, "batch_size": 1}}
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
         assert limit.limit == 1 and limit.active_slots == 0  # every slot the run held was released
 
@@ -103,7 +103,7 @@ def test_nst_serve_runs_triggered_runs_and_pauses_its_schedule_on_stop(prefect_u
                                                                         tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "served-one", contents=1, styles=1)
     log = tmp_path / "serve.log"
-    serve = start_process([sys.executable, "-m", "flows.cli", "serve", str(manifest), "--cron", "30 4 * * *"],
+    serve = start_process([sys.executable, "-m", "nst_cli", "serve", str(manifest), "--cron", "30 4 * * *"],
                           log, client_env(prefect_ui_server))
     try:
         with api_client(prefect_ui_server) as client:
@@ -140,13 +140,13 @@ def test_nst_deploy_and_serve_refuse_without_a_server_and_report_a_bad_manifest(
     env = client_env(prefect_ui_server)
     env.pop("PREFECT_API_URL")
     env["PREFECT_PROFILES_PATH"] = str(tmp_path / "profiles.toml")  # no profile that names a server
-    no_server = subprocess.run([sys.executable, "-m", "flows.cli", "deploy", "any.yaml"], cwd=REPO_ROOT, env=env,
+    no_server = subprocess.run([sys.executable, "-m", "nst_cli", "deploy", "any.yaml"], cwd=REPO_ROOT, env=env,
                                capture_output=True, text=True, timeout=120)
     assert no_server.returncode == 1 and "prefect server start" in no_server.stderr
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nname: bad\ncontents: []\nstyles: []\n")
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "serve", str(bad), "--cron", "0 3 * * *"],
+    result = subprocess.run([sys.executable, "-m", "nst_cli", "serve", str(bad), "--cron", "0 3 * * *"],
                             cwd=REPO_ROOT, env=client_env(prefect_ui_server), capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 1 and "contents" in result.stderr
@@ -161,13 +161,13 @@ def test_nst_deploy_and_serve_refuse_without_a_server_and_report_a_bad_manifest(
 
 
 def test_prefect_yaml_registers_the_nightly_demo_deployment(prefect_ui_server: Server) -> None:
-    from deployments import definitions
+    from deployments import manifest_deployment as definitions
 
     config = yaml.safe_load((REPO_ROOT / "deployments" / "prefect.yaml").read_text())
     (entry,) = config["deployments"]
     # The yaml and the Python definitions name the same pool, limit, schedule and entrypoint.
     assert entry["work_pool"]["name"] == definitions.WORK_POOL
-    assert entry["parameters"]["gpu_limit"] == definitions.GPU_LIMIT
+    assert entry["parameters"]["options"]["gpu_limit"] == definitions.GPU_LIMIT
     assert entry["schedules"][0]["cron"] == definitions.EXAMPLE_CRON
     assert entry["entrypoint"] == definitions.ENTRYPOINT
 

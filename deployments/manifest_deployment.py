@@ -7,49 +7,45 @@ Both need a Prefect server (`prefect server start`, then PREFECT_API_URL pointin
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from prefect import Flow
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.deployments.runner import EntrypointType
 from prefect.exceptions import ObjectNotFound
+from prefect.schedules import Cron, Interval
+from prefect.workers.process import ProcessWorker
+
+from flows.stylize_manifest import stylize_manifest
+from tasks.options import RunOptions
+from tasks.prefect_tasks import ensure_concurrency_limit
+from tasks.stores import absolute
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOW_NAME = "stylize-manifest"
 ENTRYPOINT = "flows/stylize_manifest.py:stylize_manifest"  # relative to REPO_ROOT (the source)
-MODULE_ENTRYPOINT = "flows.stylize_manifest.stylize_manifest"  # for `serve`: importable anywhere
 WORK_POOL = "nst-process"
 GPU_LIMIT = "nst-gpu"
 EXAMPLE_CRON = "0 3 * * *"  # every night at 03:00 (UTC unless the schedule names a timezone)
-_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def manifest_parameter(manifest: str | Path) -> str:
     """The manifest URI as a run will see it: local paths made absolute, since a worker or a
     served run does not start in the caller's folder; URIs (s3://...) are kept as they are."""
-    text = str(manifest)
-    if _URI_SCHEME.match(text):
-        return text
-    return str(Path(text).expanduser().resolve())
+    return absolute(str(manifest), Path.cwd())
 
 
-def flow_parameters(manifest: str | Path, *, gpu_limit: str | None = GPU_LIMIT, gpu_slots: int = 1,
-                    **extra: Any) -> dict[str, Any]:
-    """Default parameters of a deployment: the manifest, the GPU limit and its slots, and any
-    other `stylize_manifest` parameter (batch_size, weights, ...) that is not None."""
-    params: dict[str, Any] = {"manifest_uri": manifest_parameter(manifest), "gpu_slots": gpu_slots}
-    if gpu_limit:
-        params["gpu_limit"] = gpu_limit
-    params.update({key: value for key, value in extra.items() if value is not None})
-    return params
+def flow_parameters(manifest: str | Path, options: RunOptions) -> dict[str, Any]:
+    """A deployment's default parameters: the manifest and the run options that differ from
+    RunOptions' defaults (local paths in them made absolute)."""
+    return {"manifest_uri": manifest_parameter(manifest), "options": options.resolved().to_parameters(changed_only=True)}
 
 
 def ensure_work_pool(name: str = WORK_POOL) -> bool:
     """Create a process work pool called `name` unless one exists; True when it was created."""
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.workers.process import ProcessWorker
-
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(name)
@@ -62,19 +58,7 @@ def ensure_work_pool(name: str = WORK_POOL) -> bool:
         return True
 
 
-def ensure_gpu_limit(name: str = GPU_LIMIT, slots: int = 1) -> None:
-    """Create or resize the global concurrency limit that engine work holds (slots = GPUs).
-
-    The flow upserts it too (parameter gpu_limit); doing it here makes it visible in the UI
-    under Concurrency before the first run.
-    """
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(name, slots)
-
-
 def _schedules(cron: str | None, interval: float | None, timezone: str | None) -> list[Any]:
-    from prefect.schedules import Cron, Interval
-
     schedules: list[Any] = []
     if cron:
         schedules.append(Cron(cron, timezone=timezone) if timezone else Cron(cron))
@@ -83,49 +67,40 @@ def _schedules(cron: str | None, interval: float | None, timezone: str | None) -
     return schedules
 
 
-def deploy_manifest(manifest: str | Path, *, name: str, work_pool: str = WORK_POOL, cron: str | None = None,
-                    interval: float | None = None, timezone: str | None = None,
-                    gpu_limit: str | None = GPU_LIMIT, gpu_slots: int = 1, source: Path = REPO_ROOT,
-                    create_pool: bool = True, **extra: Any) -> UUID:
+def deploy_manifest(manifest: str | Path, *, name: str, options: RunOptions = RunOptions(gpu_limit=GPU_LIMIT),
+                    work_pool: str = WORK_POOL, cron: str | None = None, interval: float | None = None,
+                    timezone: str | None = None, source: Path = REPO_ROOT, create_pool: bool = True) -> UUID:
     """Register (create or update) a deployment of `stylize_manifest` for a process work pool.
 
     The flow's code is pulled from `source` (a local folder: the repository) by the worker,
     which runs each flow run in a subprocess there. Returns the deployment id.
     """
-    from prefect import Flow
-
     if create_pool:
         ensure_work_pool(work_pool)
-    if gpu_limit:
-        ensure_gpu_limit(gpu_limit, gpu_slots)
+    if options.gpu_limit:  # visible in the UI under Concurrency before the first run
+        ensure_concurrency_limit(options.gpu_limit, options.gpu_slots)
     flow = Flow.from_source(source=str(source), entrypoint=ENTRYPOINT)
     return flow.deploy(name=name, work_pool_name=work_pool,
                        schedules=_schedules(cron, interval, timezone) or None,
-                       parameters=flow_parameters(manifest, gpu_limit=gpu_limit, gpu_slots=gpu_slots, **extra),
+                       parameters=flow_parameters(manifest, options),
                        description=f"Stylize every pair of {manifest_parameter(manifest)}",
                        tags=["nst"], build=False, push=False, print_next_steps=False,
                        ignore_warnings=True)
 
 
-def serve_manifest(manifest: str | Path, *, name: str, cron: str | None = None, interval: float | None = None,
-                   timezone: str | None = None, gpu_limit: str | None = None, gpu_slots: int = 1,
-                   **extra: Any) -> None:
+def serve_manifest(manifest: str | Path, *, name: str, options: RunOptions = RunOptions(), cron: str | None = None,
+                   interval: float | None = None, timezone: str | None = None) -> None:
     """Serve the flow from this process until interrupted (no work pool, no worker).
 
     Scheduled and triggered runs start as subprocesses of this one, one at a time: without
-    `gpu_limit` each run bounds its GPU work with a semaphore of its own, which only holds if
-    runs do not overlap. The schedule is paused when serving stops, so nothing piles up.
+    `options.gpu_limit` each run bounds its GPU work with a semaphore of its own, which only
+    holds if runs do not overlap. The schedule is paused when serving stops, so nothing piles up.
     """
-    from prefect.deployments.runner import EntrypointType
-
-    from flows.stylize_manifest import stylize_manifest
-
-    if gpu_limit:
-        ensure_gpu_limit(gpu_limit, gpu_slots)
+    if options.gpu_limit:
+        ensure_concurrency_limit(options.gpu_limit, options.gpu_slots)
     try:
         stylize_manifest.serve(name=name, schedules=_schedules(cron, interval, timezone) or None,
-                               parameters=flow_parameters(manifest, gpu_limit=gpu_limit, gpu_slots=gpu_slots,
-                                                          **extra),
+                               parameters=flow_parameters(manifest, options),
                                description=f"Stylize every pair of {manifest_parameter(manifest)}",
                                tags=["nst"], entrypoint_type=EntrypointType.MODULE_PATH, limit=1)
     finally:

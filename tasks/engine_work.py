@@ -10,7 +10,6 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
@@ -21,26 +20,13 @@ from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tenso
 from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
+from tasks.layout import DONE, FAILED, PairOutcome
 from tasks.plan import PairJob, StyleJob
-from tasks.storage import Storage, StorageError, read_uri
-from tasks.style_cache import StyleCache, style_cache_key
+from tasks.stores import Storage, StorageError, read_uri
+from tasks.style_cache import StyleCache, style_key
 from tasks.weights import local_weights
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PairOutcome:
-    content: str
-    style: str
-    status: str  # done | skipped | failed
-    reason: str = ""
-    losses: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    fingerprint: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in ("", {}, None)}
 
 
 class BatchFailed(Exception):
@@ -48,7 +34,7 @@ class BatchFailed(Exception):
 
     def __init__(self, outcomes: list[PairOutcome]) -> None:
         self.outcomes = outcomes
-        failed = [o for o in outcomes if o.status == "failed"]
+        failed = [o for o in outcomes if o.status == FAILED]
         super().__init__(f"{len(failed)} of {len(outcomes)} pairs failed: "
                          + "; ".join(f"{o.content} x {o.style}: {o.reason}" for o in failed))
 
@@ -91,11 +77,11 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
             styles = [load_image(read_uri(uri), name=uri) for uri in job.style_uris]
             ready.append((job, content, styles))
         except (EngineError, StorageError) as exc:
-            outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "failed", str(exc))
+            outcomes[job.name] = job.failed(str(exc))
     if ready:
         _run_engine(ready, output, cache, outcomes, on_progress)
     ordered = [outcomes[job.name] for job in jobs]
-    if any(o.status == "failed" for o in ordered):
+    if any(o.status == FAILED for o in ordered):
         raise BatchFailed(ordered)
     return ordered
 
@@ -111,8 +97,8 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
     def targets_for(item: int, side: int) -> StyleTargets:
         job, content_image, styles = ready[item]
         matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
-        key = style_cache_key(job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
-                              config.style_layers, config.pooling, weights_id, matched_to)
+        key = style_key(config, job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
+                        weights_id, matched_to)
         if key in loaded:  # pairs of one style share its entry: read it once per batch
             return loaded[key]
         targets = cache.get(key)
@@ -131,7 +117,7 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
     except Exception as exc:  # noqa: BLE001 - the whole engine call failed: every pair in it did
         log.exception("engine failed on %s", ", ".join(job.name for job, _, _ in ready))
         for job, _, _ in ready:
-            outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "failed", f"{type(exc).__name__}: {exc}")
+            outcomes[job.name] = job.failed(f"{type(exc).__name__}: {exc}")
         return
     seconds = (time.perf_counter() - start) / len(ready)
     for (job, _, _), image, losses in zip(ready, result.pil_images(), result.losses):
@@ -145,7 +131,7 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
             output.write(job.provenance_key, json.dumps(record, indent=2).encode(),  # last: marks it done
                          content_type="application/json", metadata=meta)
         except StorageError as exc:
-            outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "failed", str(exc))
+            outcomes[job.name] = job.failed(str(exc))
             continue
-        outcomes[job.name] = PairOutcome(job.content_id, job.style_id, "done", losses=record["losses"],
+        outcomes[job.name] = PairOutcome(job.content_id, job.style_id, DONE, losses=record["losses"],
                                          seconds=round(seconds, 3), fingerprint=job.fingerprint)

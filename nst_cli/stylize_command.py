@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from nst_cli.engine_flags import add_engine_flags, engine_config_from_args
 from nst_engine import EngineConfig, ImageError, ProgressEvent, load_image, stylize
 from nst_engine.images import save_image, write_atomic
 from nst_engine.provenance import build_provenance, sha256_bytes
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("stylize", help="stylize one content image with one or more style images")
+    parser.add_argument("content", type=Path, help="the photo to stylize")
+    parser.add_argument("styles", type=Path, nargs="+", metavar="style", help="style image(s), blended when several")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output image (.png .jpg .webp)")
+    add_engine_flags(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = engine_config_from_args(args)
+    record = stylize_files(args.content, args.styles, args.output, config, progress=not args.quiet)
+    losses = record["losses"]
+    print(f"wrote {args.output} (loss {losses['total']:.4g}, {record['seconds']:.1f} s on {record['device']})")
+    return 0
 
 
 def provenance_path(output: Path) -> Path:

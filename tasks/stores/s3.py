@@ -1,4 +1,5 @@
-"""The one place boto3 is set up: settings from the environment, a shared client, error messages.
+"""The S3 backend, and the one place boto3 is set up: settings from the environment, a shared
+client, error messages, and `S3Storage` (`s3://bucket/prefix`).
 
 Credentials come from boto3's standard chain (environment, shared profile, instance/task
 role); nothing here reads, stores or prints them. S3-compatible stores: set AWS_ENDPOINT_URL
@@ -8,9 +9,12 @@ role); nothing here reads, stores or prints them. S3-compatible stores: set AWS_
 from __future__ import annotations
 
 import functools
+import io
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import boto3
@@ -18,7 +22,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from tasks.storage import StorageError
+from tasks.stores.base import StorageError, check_key
+
+SCHEME = "s3://"
 
 MIB = 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
@@ -109,9 +115,9 @@ def s3_client(settings: S3Settings | None = None) -> Any:
 
 def split_uri(uri: str) -> tuple[str, str]:
     """'s3://bucket/a/b' -> ('bucket', 'a/b')."""
-    if not uri.startswith("s3://"):
+    if not uri.startswith(SCHEME):
         raise ValueError(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len(SCHEME):].partition("/")
     return bucket, key
 
 
@@ -136,3 +142,90 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, BotoCoreError):
         return f"{type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+class S3Storage:
+    """`s3://bucket/prefix`. Retries, timeouts and checksums come from `S3Settings`."""
+
+    def __init__(self, uri: str, client: Any = None, settings: S3Settings | None = None) -> None:
+        self.bucket, prefix = split_uri(uri)
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.settings = settings or S3Settings.from_env()
+        self.client = client or s3_client(self.settings)
+
+    def _key(self, key: str) -> str:
+        check_key(key, self.uri)
+        return self.prefix + key
+
+    def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
+        detail = describe_error(exc)
+        return StorageError(f"cannot {action} s3://{self.bucket}/{self._key(key)}: {detail}", detail)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except Exception as exc:  # noqa: BLE001 - botocore raises many types; all become StorageError
+            if is_not_found(exc):
+                return False
+            raise self._fail("check", key, exc) from None
+
+    def read(self, key: str) -> bytes:
+        try:
+            # ChecksumMode: botocore verifies the body against the checksum stored at upload.
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
+            return response["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("read", key, exc) from None
+
+    def write(self, key: str, data: bytes, *, content_type: str | None = None,
+              metadata: Mapping[str, str] | None = None) -> None:
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "SHA256", "Metadata": dict(metadata or {})}
+        if content_type:
+            extra["ContentType"] = content_type
+        try:
+            # The transfer manager sends one PUT below the threshold and a multipart upload above
+            # it; either way the object appears under its key only once it is complete.
+            self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key), ExtraArgs=extra,
+                                       Config=self.settings.transfer_config())
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("write", key, exc) from None
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix) if prefix else self.prefix)
+            for page in pages:
+                keys += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("list", prefix or "(root)", exc) from None
+        return sorted(keys)
+
+    def url(self, key: str) -> str:
+        """A presigned GET link (NST_S3_PRESIGN_SECONDS); the bucket can stay private."""
+        try:
+            return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+                                                      ExpiresIn=self.settings.presign_seconds)
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("sign a link to", key, exc) from None
+
+    def version(self, key: str) -> str:
+        """The object's ETag: one HEAD request."""
+        try:
+            return str(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]).strip('"')
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("check", key, exc) from None
+
+    def download(self, key: str, target: Path) -> None:
+        """Fetch to `target` in ranged parts (the transfer manager), checksums verified."""
+        handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=target.suffix)
+        os.close(handle)
+        try:
+            self.client.download_file(self.bucket, self._key(key), temp, ExtraArgs={"ChecksumMode": "ENABLED"},
+                                      Config=self.settings.transfer_config())
+            os.replace(temp, target)  # whole or absent: concurrent fetches of one file are harmless
+        except Exception as exc:  # noqa: BLE001
+            Path(temp).unlink(missing_ok=True)
+            raise self._fail("fetch", key, exc) from None

@@ -1,0 +1,68 @@
+"""`nst deploy` and `nst serve`: scheduled runs of a manifest on a Prefect server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from prefect.settings import PREFECT_API_URL
+
+from deployments.manifest_deployment import GPU_LIMIT, WORK_POOL, deploy_manifest, serve_manifest
+from nst_cli.errors import fail
+from nst_cli.manifest_commands import add_run_option_flags, run_options_from_args
+from tasks.manifest import load_manifest
+
+
+def add_parsers(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve a manifest's scheduled runs from this process (flow.serve)")
+    _add_schedule_flags(serve)
+    serve.set_defaults(handler=cmd_serve)
+    deploy = commands.add_parser("deploy", help="register a manifest's deployment for a process work pool")
+    _add_schedule_flags(deploy, gpu_limit=GPU_LIMIT)
+    deploy.add_argument("--pool", default=WORK_POOL, help=f"work pool, created if missing (default {WORK_POOL})")
+    deploy.set_defaults(handler=cmd_deploy)
+
+
+def _add_schedule_flags(parser: argparse.ArgumentParser, gpu_limit: str | None = None) -> None:
+    """What `nst deploy` and `nst serve` share: the manifest, the schedule, the run options."""
+    parser.add_argument("manifest", help="the manifest every run stylizes (its path is stored absolute)")
+    parser.add_argument("--name", help="deployment name (default: the manifest's name)")
+    parser.add_argument("--cron", help='cron schedule, e.g. "0 3 * * *" (03:00 every night)')
+    parser.add_argument("--interval", type=float, help="run every this many seconds")
+    parser.add_argument("--timezone", help="time zone of --cron, e.g. Europe/Paris (default UTC)")
+    # deploy: GPU work holds the nst-gpu limit by default (several workers); serve: a semaphore
+    # in each run (runs one at a time), unless --gpu-limit names one.
+    add_run_option_flags(parser, defaults={"gpu_limit": gpu_limit})
+
+
+def _deployment_name(args: argparse.Namespace) -> str:
+    """The deployment's name; refuses without a server, or with a bad manifest (fail now, not at 03:00)."""
+    if not PREFECT_API_URL.value():
+        # Without it Prefect would start a temporary server that dies with this command: the
+        # deployment would vanish and no UI would show it.
+        fail(f"no Prefect server configured. Start one (prefect server start) and point at it: "
+             "prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api", code=1)
+    manifest = load_manifest(args.manifest)
+    return args.name or manifest.name
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    name = _deployment_name(args)
+    deployment_id = deploy_manifest(args.manifest, name=name, options=run_options_from_args(args),
+                                    work_pool=args.pool, cron=args.cron, interval=args.interval,
+                                    timezone=args.timezone)
+    schedule = args.cron or (f"every {args.interval:g} s" if args.interval else "none (trigger it)")
+    print(f"deployment stylize-manifest/{name} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
+    print(f"start a worker:  prefect worker start --pool {args.pool}")
+    print(f"run it now:      prefect deployment run 'stylize-manifest/{name}'")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    name = _deployment_name(args)
+    if not (args.cron or args.interval):
+        print("nst serve: no --cron or --interval; serving for triggered runs only", file=sys.stderr)
+    serve_manifest(args.manifest, name=name, options=run_options_from_args(args), cron=args.cron,
+                   interval=args.interval, timezone=args.timezone)
+    return 0

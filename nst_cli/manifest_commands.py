@@ -1,0 +1,167 @@
+"""`nst validate` and `nst run`: a manifest checked, planned, or run through the Prefect flow."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any
+
+from nst_cli.errors import fail
+from nst_engine.errors import WeightsError
+from nst_engine.vgg import load_weights
+from tasks.manifest import Manifest, load_manifest
+from tasks.options import RunOptions, manifest_for_run
+from tasks.plan import build_plan
+from tasks.report import summary_line
+from tasks.stores import open_storage
+from tasks.style_cache import StyleCache, cache_location
+
+# A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
+PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def add_parsers(commands: Any) -> None:
+    validate = commands.add_parser("validate", help="check a manifest and list every problem")
+    validate.add_argument("manifest", help="the manifest file (YAML)")
+    validate.set_defaults(handler=cmd_validate)
+
+    run = commands.add_parser("run", help="stylize every pair of a manifest through the Prefect flow")
+    run.add_argument("manifest", help="the manifest file (YAML)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    run.add_argument("--fallback-weights", help="weights to use when the manifest's cannot be loaded "
+                                                "(the demo uses `random`, and says so loudly)")
+    add_run_option_flags(run)
+    _add_scale_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+
+def add_run_option_flags(parser: argparse.ArgumentParser, *, defaults: dict[str, Any] | None = None) -> None:
+    """Flags for RunOptions fields; each flag's dest is the field's name (see run_options_from_args)."""
+    fields = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+    group = parser.add_argument_group("run options")
+    group.add_argument("--output", help="output folder or s3:// URI (default: the manifest's `output:`)")
+    group.add_argument("--force", action="store_true", default=None, help="redo pairs whose result is already there")
+    group.add_argument("--only", type=lambda text: tuple(p for p in text.split(",") if p),
+                       help="comma-separated content/style ids to restrict the run to")
+    group.add_argument("--batch-size", type=int, help=f"pairs per task (default {fields['batch_size']})")
+    group.add_argument("--gpu-slots", type=int, help=f"concurrent GPU tasks (default {fields['gpu_slots']})")
+    group.add_argument("--gpu-limit", help="name of a Prefect global concurrency limit to hold GPU slots in "
+                                           "(shared by every worker on one server); default: a semaphore "
+                                           "in this process")
+    group.add_argument("--weights", help="VGG-19 weights for every pair (overrides the manifest)")
+    group.add_argument("--log-every", type=int, help=f"engine progress in the task logs every this many "
+                                                     f"iterations (default {fields['log_every']})")
+    parser.set_defaults(**(defaults or {}))
+
+
+def run_options_from_args(args: argparse.Namespace, **changes: Any) -> RunOptions:
+    """RunOptions from the flags given (a field without a flag keeps its default), made absolute
+    against the current folder."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunOptions)
+              if getattr(args, f.name, None) is not None}
+    return RunOptions(**{**values, **changes}).resolved()
+
+
+def _add_scale_flags(run: argparse.ArgumentParser) -> None:
+    """Running on many GPUs: a Dask cluster, or shards on Prefect workers (README)."""
+    group = run.add_argument_group("scale-out")
+    group.add_argument("--task-runner", choices=("threads", "dask"), default="threads",
+                       help="threads (default): this process; dask: a Dask cluster, one worker per GPU")
+    group.add_argument("--dask-address", help="scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                                              "(workers started with --nthreads 1 --resources GPU=1)")
+    group.add_argument("--workers", type=int, help="start a local Dask cluster of this many workers "
+                                                   "(default: one per visible GPU)")
+    group.add_argument("--shards", type=int, help="split the pairs into this many deployment runs for the "
+                                                  "Prefect workers of a work pool; this process merges them")
+    group.add_argument("--deployment", help="the shard deployment (default stylize-manifest/nst-shard, "
+                                            "registered by `python -m deployments.shards`)")
+    group.add_argument("--shard-timeout", type=float, help="seconds a shard may run, or the run may go "
+                                                           "without progress, before it is reported unfinished")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest)
+    print(f"{args.manifest}: ok ({len(manifest.contents)} contents, {len(manifest.styles)} styles, "
+          f"{len(manifest.pairs)} pairs)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest)
+    options = run_options_from_args(args, weights=args.weights or _fallback(manifest.engine.weights,
+                                                                            args.fallback_weights))
+    if args.dry_run:
+        return _dry_run(manifest, options)
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    state, report = _run(args, options)
+    counts = report["counts"]
+    print(f"{manifest.name}: {summary_line(counts)}; style targets computed: "
+          f"{report['style_targets']['computed']}; output: {report['output']}")
+    for pair in report["pairs"]:
+        if pair["status"] == "failed":
+            print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+def _run(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
+    """Run here, on a Dask cluster, or as shards on Prefect workers."""
+    dask = args.task_runner == "dask" or args.dask_address or args.workers
+    if args.shards:
+        from prefect.settings import PREFECT_API_URL
+
+        from flows.sharded import run_sharded
+
+        if dask:
+            fail("--shards runs on Prefect workers; it does not combine with the Dask options")
+        if not PREFECT_API_URL.value():  # a temporary server would die with this command, workers can't see it
+            fail("--shards needs the Prefect server the workers poll: set PREFECT_API_URL, e.g. "
+                 "http://127.0.0.1:4200/api")
+        parent = {"deployment": args.deployment, "shard_timeout": args.shard_timeout}
+        return run_sharded(args.manifest, args.shards, options, **{k: v for k, v in parent.items() if v})
+    from flows.stylize_manifest import run_manifest
+
+    if not dask:
+        return run_manifest(args.manifest, options)
+    try:
+        from flows.dask_runner import dask_task_runner
+    except ImportError as exc:
+        fail(f"--task-runner dask needs prefect-dask: pip install 'nst-pipeline[dask]' ({exc})")
+    try:
+        runner = dask_task_runner(args.dask_address, args.workers)
+    except ValueError as exc:
+        fail(str(exc))
+    return run_manifest(args.manifest, options, task_runner=runner)
+
+
+def _fallback(weights: str, fallback: str | None) -> str | None:
+    """`fallback` when `weights` cannot be loaded here, else None (keep the manifest's)."""
+    if not fallback:
+        return None
+    try:
+        load_weights(weights)
+    except WeightsError as exc:
+        banner = "!" * 78
+        print(f"{banner}\nWEIGHTS '{weights}' ARE NOT AVAILABLE: {exc}\nFALLING BACK TO '{fallback}': "
+              f"the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
+        return fallback
+    return None
+
+
+def _dry_run(manifest: Manifest, options: RunOptions) -> int:
+    manifest = manifest_for_run(manifest, options)
+    storage = open_storage(options.output or manifest.output)
+    cache = StyleCache.at(cache_location(manifest.cache))
+    plan = build_plan(manifest, storage, force=options.force, only=options.only,
+                      batch_size=options.batch_size, cached=cache.has)
+    summary = plan.summary()
+    print(f"plan for {manifest.name} -> {storage.uri}")
+    print("  " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
+    print(f"  task runs: {len(plan.style_jobs) + len(plan.batches)} "
+          f"(batches of up to {max((len(b) for b in plan.batches), default=0)} pairs)")
+    for outcome in plan.failed:
+        print(f"  will fail {outcome.content} x {outcome.style}: {outcome.reason}")
+    return 0

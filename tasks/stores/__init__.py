@@ -1,0 +1,84 @@
+"""Storage backends by URI scheme: the one place that knows which schemes exist.
+
+A location is either a local path (no scheme) or `<scheme>://...` served by a backend module.
+Everything that takes a location (manifest inputs, output, style cache, weights) asks this
+table instead of testing string prefixes; a new backend (say `gs://`) is one module plus one
+line in `BACKENDS`. Backends are imported on first use (boto3 only when S3 is used, torch and
+Pillow not at all for code that only parses locations, like the manifest reader).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from tasks.stores.base import Storage, StorageError, read_json, write_json
+
+# scheme -> "module:class"; the class takes the URI of a root ("s3://bucket/prefix").
+BACKENDS: dict[str, str] = {"s3": "tasks.stores.s3:S3Storage"}
+LOCAL_BACKEND = "tasks.stores.local:LocalStorage"  # paths without a scheme
+URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def scheme_of(location: str) -> str | None:
+    """'s3' for 's3://b/k', None for a local path."""
+    match = URI_SCHEME.match(location)
+    return match.group(1).lower() if match else None
+
+
+def is_local(location: str) -> bool:
+    return scheme_of(location) is None
+
+
+def supported_schemes() -> str:
+    return ", ".join(f"{scheme}://" for scheme in BACKENDS)
+
+
+def _backend(scheme: str | None) -> Any:
+    target = LOCAL_BACKEND if scheme is None else BACKENDS.get(scheme)
+    if target is None:
+        raise StorageError(f"{scheme}:// is not supported: use a local path or {supported_schemes()}")
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_storage(location: str) -> Storage:
+    """The storage rooted at a local folder or a `<scheme>://bucket/prefix` URI."""
+    return _backend(scheme_of(location))(location)
+
+
+def split_object(location: str) -> tuple[str, str]:
+    """An object's root and key: 's3://b/a/x.jpg' -> ('s3://b', 'a/x.jpg'); '/d/x.jpg' -> ('/d', 'x.jpg')."""
+    scheme = scheme_of(location)
+    if scheme is None:
+        path = Path(location)
+        return str(path.parent), path.name
+    bucket, _, key = location[len(scheme) + 3:].partition("/")
+    return f"{scheme}://{bucket}", key
+
+
+def read_uri(location: str) -> bytes:
+    """The bytes of one input: an absolute local path or an object URI."""
+    root, key = split_object(location)
+    return open_storage(root).read(key)
+
+
+def object_stem(location: str) -> str:
+    """The file name without its extension, for local paths and object keys alike."""
+    return PurePosixPath(split_object(location)[1]).stem
+
+
+def absolute(location: str, base_dir: Path | str) -> str:
+    """A location as every machine and process will read it: URIs unchanged, local paths with
+    ~ expanded and made absolute against `base_dir` (the manifest's folder, or the caller's cwd)."""
+    if scheme_of(location) is not None:
+        return location
+    path = Path(location).expanduser()
+    return str((path if path.is_absolute() else Path(base_dir) / path).resolve())
+
+
+__all__ = ["BACKENDS", "Storage", "StorageError", "absolute", "is_local", "object_stem",
+           "open_storage", "read_json", "read_uri", "scheme_of", "split_object", "supported_schemes",
+           "write_json"]
