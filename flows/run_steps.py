@@ -22,8 +22,8 @@ from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
 from tasks.plan import PairJob, Plan
 from tasks.prefect_tasks import ensure_concurrency_limit, style_target_task, stylize_batch_task
-from tasks.report import run_report, summary_line
-from tasks.stores import Storage, StorageError, open_storage, write_json
+from tasks.report import earlier_outcomes, run_report, summary_line
+from tasks.stores import Storage, StorageError, open_storage, read_json, write_json
 from tasks.style_cache import StyleCache, cache_location
 
 RANDOM_WEIGHTS_WARNING = ("These images were made with RANDOM VGG-19 weights (no ImageNet weights were "
@@ -168,7 +168,11 @@ def finish(run: OpenRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, 
     """
     manifest, storage = run.manifest, run.storage
     add_links(outcomes, storage)
-    report = run_report(manifest.name, outcomes, stats)
+    # run.json and the gallery describe the whole output: pairs this run did not touch (--only)
+    # keep what the previous report said of them. A shard's report is its own pairs only.
+    earlier = earlier_outcomes(read_json(storage, report_key), outcomes,
+                               [(p.content, p.style) for p in manifest.pairs]) if gallery else []
+    report = run_report(manifest.name, outcomes, stats, earlier)
     write_report(run, report, report_key, gallery)
     publish_results(label or manifest.name, outcomes, storage)
     counts = report["counts"]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from typing import Any
 
 from nst_cli.errors import fail
+from nst_cli.interrupts import stop_on_signals
+from nst_cli.prefect_api import prefect_api
 from nst_engine.errors import WeightsError
 from nst_engine.vgg import load_weights
 from tasks.manifest import Manifest, load_manifest
@@ -17,6 +20,7 @@ from tasks.plan import build_plan
 from tasks.report import summary_line
 from tasks.stores import open_storage
 from tasks.style_cache import StyleCache, cache_location
+from tasks.weights import weights_problem
 
 # A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -84,6 +88,8 @@ def _add_scale_flags(run: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
+    if not _weights_available(manifest, "validate"):
+        return 1
     print(f"{args.manifest}: ok ({len(manifest.contents)} contents, {len(manifest.styles)} styles, "
           f"{len(manifest.pairs)} pairs)")
     return 0
@@ -97,17 +103,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _dry_run(manifest, options)
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    state, report = _run(args, options)
+    with prefect_api(), stop_on_signals("run") as signals:
+        state, report = _run_flow(args, options)
     counts = report["counts"]
     print(f"{manifest.name}: {summary_line(counts)}; style targets computed: "
           f"{report['style_targets']['computed']}; output: {report['output']}")
-    for pair in report["pairs"]:
+    this_run = report["pairs"][:len(report["pairs"]) - report.get("carried_over", 0)]  # run_report's order
+    for pair in this_run:
         if pair["status"] == "failed":
             print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
+    if signals:
+        name = signal.Signals(signals[0]).name
+        print(f"nst run: stopped by {name}: {summary_line(counts)}; rerun the same command to finish",
+              file=sys.stderr)
+        return 128 + signals[0]
     return 1 if counts["failed"] else 0
 
 
-def _run(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
+def _run_flow(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
     """Run here, on a Dask cluster, or as shards on Prefect workers."""
     dask = args.task_runner == "dask" or args.dask_address or args.workers
     if args.shards:
@@ -151,8 +164,19 @@ def _fallback(weights: str, fallback: str | None) -> str | None:
     return None
 
 
+def _weights_available(manifest: Manifest, command: str) -> bool:
+    """Every weights source the pairs use can be loaded here; else say which and how to fix it."""
+    problems = [problem for weights in sorted({p.engine.weights for p in manifest.pairs})
+                if (problem := weights_problem(weights))]
+    for problem in problems:
+        print(f"nst {command}: error: {manifest.source}: {problem}", file=sys.stderr)
+    return not problems
+
+
 def _dry_run(manifest: Manifest, options: RunOptions) -> int:
     manifest = manifest_for_run(manifest, options)
+    if not _weights_available(manifest, "run --dry-run"):
+        return 1
     storage = open_storage(options.output or manifest.output)
     cache = StyleCache.at(cache_location(manifest.cache))
     plan = build_plan(manifest, storage, force=options.force, only=options.only,

@@ -20,6 +20,7 @@ from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tenso
 from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
+from tasks.interrupt import RunStopped, stop_reason
 from tasks.layout import DONE, FAILED, PairOutcome
 from tasks.plan import PairJob, StyleJob
 from tasks.stores import Storage, StorageError, read_uri
@@ -71,6 +72,9 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
     """
     outcomes: dict[str, PairOutcome] = {}
     ready: list[tuple[PairJob, Any, list[Any]]] = []
+    stopped = stop_reason()
+    if stopped:  # the run was asked to stop before this batch started
+        raise BatchFailed([job.failed(f"not started: {stopped}; rerun to finish it") for job in jobs])
     for job in jobs:
         try:
             content = load_image(read_uri(job.content_uri), name=job.content_uri)
@@ -114,6 +118,10 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
     try:
         result = stylize([c for _, c, _ in ready], [s for _, _, s in ready], config, callback=on_progress,
                          targets_for=targets_for, extractor=extractor)
+    except RunStopped as exc:  # abandoned between iterations: nothing of this batch was written
+        for job, _, _ in ready:
+            outcomes[job.name] = job.failed(f"interrupted: {exc}; rerun to finish it")
+        return
     except Exception as exc:  # noqa: BLE001 - the whole engine call failed: every pair in it did
         log.exception("engine failed on %s", ", ".join(job.name for job, _, _ in ready))
         for job, _, _ in ready:

@@ -12,6 +12,7 @@ from prefect.client.orchestration import get_client
 
 from nst_engine import ProgressEvent
 from tasks.engine_work import BatchFailed, compute_style_target, stylize_batch
+from tasks.interrupt import check_stop
 from tasks.options import RunOptions
 from tasks.plan import PairJob, StyleJob
 from tasks.stores import open_storage
@@ -64,6 +65,7 @@ def stylize_batch_task(jobs: list[PairJob], output_uri: str, cache_uri: str,
     logger = get_run_logger()
 
     def on_progress(event: ProgressEvent) -> None:
+        check_stop()  # Ctrl+C / SIGTERM: abandon this image between two iterations
         last = event.scale_index + 1 == event.scale_count and event.step == event.steps
         if event.step % options.log_every == 0 or last:
             logger.info("scale %d/%d (%dx%d) step %d/%d loss %.4g (%.1f s)", event.scale_index + 1,

@@ -5,14 +5,39 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from tasks.layout import FAILED, STATUSES, PairOutcome
+from tasks.layout import STATUSES, PairOutcome
 
 
-def run_report(name: str, outcomes: Sequence[PairOutcome], stats: dict[str, Any]) -> dict[str, Any]:
-    """run.json: every pair's status (done / skipped / failed with its reason) and the counts."""
-    counts = {status: sum(1 for o in outcomes if o.status == status) for status in STATUSES}
+def run_report(name: str, outcomes: Sequence[PairOutcome], stats: dict[str, Any],
+               earlier: Sequence[PairOutcome] = ()) -> dict[str, Any]:
+    """run.json: every pair's status (done / skipped / failed with its reason) and the counts.
+
+    `counts` are this invocation's; `earlier` are pairs of the output this invocation did not
+    touch (e.g. outside `--only`), carried over from the previous report so that run.json and
+    the gallery describe the whole output. `output_counts` count both.
+    """
+    def count(items: Sequence[PairOutcome]) -> dict[str, int]:
+        return {status: sum(1 for o in items if o.status == status) for status in STATUSES}
+
+    everything = [*outcomes, *earlier]
     return {"name": name, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "counts": counts, **stats, "pairs": [o.to_dict() for o in outcomes]}
+            "counts": count(outcomes), "output_counts": count(everything), "carried_over": len(earlier),
+            **stats, "pairs": [o.to_dict() for o in everything]}
+
+
+def earlier_outcomes(previous: object, outcomes: Sequence[PairOutcome],
+                     manifest_pairs: Sequence[tuple[str, str]]) -> list[PairOutcome]:
+    """From a previous run.json, the outcomes of the manifest's pairs that `outcomes` lacks."""
+    if not isinstance(previous, dict) or not isinstance(previous.get("pairs"), list):
+        return []
+    touched = {(o.content, o.style) for o in outcomes}
+    wanted = set(manifest_pairs) - touched
+    found = {}
+    for pair in previous["pairs"]:
+        if isinstance(pair, dict) and (pair.get("content"), pair.get("style")) in wanted:
+            outcome = PairOutcome.from_dict(pair)
+            found[(outcome.content, outcome.style)] = outcome
+    return [found[pair] for pair in manifest_pairs if pair in found]
 
 
 def report_outcomes(report: dict[str, Any]) -> list[PairOutcome]:
@@ -22,4 +47,3 @@ def report_outcomes(report: dict[str, Any]) -> list[PairOutcome]:
 def summary_line(counts: dict[str, int]) -> str:
     """'3 done, 1 skipped, 2 failed': the end-of-run message of every flow and the CLI."""
     return ", ".join(f"{counts.get(status, 0)} {status}" for status in STATUSES)
-

@@ -39,3 +39,28 @@ def local_weights(weights: str) -> str:
     except StorageError as exc:
         raise StorageError(f"cannot fetch weights {weights}: {exc.detail}", exc.detail) from None
     return str(target)
+
+
+def weights_problem(weights: str) -> str | None:
+    """Why `weights` cannot be used here, with how to fix it; None when they can.
+
+    imagenet: torchvision's cached file (or a download where there is a network); a local file:
+    it exists and holds VGG-19's shapes; an object URI: the object exists (its shapes are checked
+    when it is fetched).
+    """
+    from nst_engine.errors import WeightsError  # torch: only when weights are checked
+    from nst_engine.vgg import load_weights
+
+    if not is_local(weights):
+        root, key = split_object(weights)
+        try:
+            open_storage(root).version(key)
+        except StorageError as exc:
+            return (f"weights {weights} cannot be fetched: {exc.detail}; check the URI, the endpoint "
+                    "(AWS_ENDPOINT_URL) and the credentials")
+        return None
+    try:
+        load_weights(weights)
+    except WeightsError as exc:
+        return str(exc)
+    return None

@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nst_cli.main import main
 from tests.conftest import make_image
 
@@ -18,7 +20,7 @@ def test_validate_prints_every_problem_and_exits_1(tmp_path: Path, capsys: objec
     assert "contents[1].id: duplicate id 'a'" in err
     assert "styles[0].uri: no such file 'gone.png'" in err
     assert "engine.iterations: expected a whole number" in err
-    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\n")
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\nengine: {weights: random}\n")
     assert main(["validate", str(manifest)]) == 0
 
 
@@ -49,3 +51,24 @@ def test_nst_run_exits_1_when_a_pair_failed(tmp_path: Path, prefect_server: None
     assert "cli-run: 1 done, 0 skipped, 1 failed" in captured.out
     assert "failed bad x art:" in captured.err and "bad.png" in captured.err
     assert (tmp_path / "out" / "cli-run" / "results" / "ok--art.png").is_file()
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run", "--dry-run"]])
+def test_validate_and_dry_run_say_when_the_weights_cannot_be_had(tmp_path: Path, command: list[str],
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))  # no cached ImageNet weights
+    make_image(8, 8, 1).save(tmp_path / "a.png")
+    torch.save({"features.0.weight": torch.zeros(3, 3, 3, 3)}, tmp_path / "small.pth")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\n")  # imagenet by default
+    assert main([command[0], str(manifest), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert "not in torchvision's cache" in err and "--weights" in err
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\nengine: {weights: small.pth}\n")
+    assert main([command[0], str(manifest), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert "small.pth" in err and "is not a VGG-19 state dict" in err
+    assert not (tmp_path / "out").exists()

@@ -7,9 +7,8 @@ import json
 import time
 from pathlib import Path
 
-
-from tasks.options import RunOptions
 from flows.stylize_manifest import run_manifest
+from tasks.options import RunOptions
 from tests.conftest import make_image
 
 
@@ -132,3 +131,18 @@ def test_a_run_publishes_progress_results_and_gallery_artifacts(tmp_path: Path, 
     rows = json.loads(results.data) if isinstance(results.data, str) else results.data
     assert {(r["pair"], r["status"]) for r in rows} == {("photo0--art0", "done"), ("photo1--art0", "failed")}
     assert gallery is not None and "thumbs/photo0--art0.jpg" in gallery.data and "## Failed" in gallery.data
+
+
+def test_a_partial_rerun_keeps_the_other_pairs_in_run_json_and_the_gallery(tmp_path: Path,
+                                                                           prefect_server: None) -> None:
+    manifest = write_manifest(tmp_path / "partial", contents=2, styles=2)
+    out = manifest.parent / "out"
+    state, _ = run_manifest(str(manifest), RunOptions(batch_size=4))
+    assert state.is_completed()
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=4, force=True, only=("photo1",)))
+    assert state.is_completed() and report["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["output_counts"] == {"done": 4, "skipped": 0, "failed": 0} and run_json["carried_over"] == 2
+    assert {(p["content"], p["style"]) for p in run_json["pairs"]} == {
+        (f"photo{i}", f"art{j}") for i in range(2) for j in range(2)}
+    assert (out / "index.html").read_text().count("<img ") == 4

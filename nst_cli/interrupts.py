@@ -1,0 +1,42 @@
+"""Ctrl+C and SIGTERM during `nst run`: stop within seconds, with a report, never mid-write.
+
+The first signal asks the run to stop (tasks.interrupt): the batch running now abandons its
+current image at the next engine iteration, the batches not started fail at once as "stopped",
+and the flow still writes run.json and the gallery for what was done. The command then exits
+128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM). A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import Iterator
+
+from tasks.interrupt import request_stop, reset
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stop_on_signals(command: str) -> Iterator[list[int]]:
+    """Within the block, SIGINT/SIGTERM request a stop; yields the signals received so far."""
+    received: list[int] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        if received:  # the second one: the user means it
+            print(f"nst {command}: {signal.Signals(signum).name} again: exiting now", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        received.append(signum)
+        request_stop(f"stopped by {signal.Signals(signum).name}")
+        print(f"nst {command}: {signal.Signals(signum).name}: stopping after the current step "
+              "(results written so far are kept; send it again to exit at once)", file=sys.stderr, flush=True)
+
+    reset()
+    previous = {signum: signal.signal(signum, handle) for signum in HANDLED}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

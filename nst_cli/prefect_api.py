@@ -1,0 +1,112 @@
+"""The Prefect API `nst run` reports to: the server PREFECT_API_URL names, or a temporary one.
+
+Prefect's own temporary server outlives a parent that is killed (SIGKILL, OOM killer): it is a
+plain child process, seen left running as an orphan. Ours is the same server (uvicorn serving
+`prefect.server.api.server:create_app`, no UI, the same database under PREFECT_HOME) started
+with the kernel's parent-death signal (Linux prctl PR_SET_PDEATHSIG), so it dies with `nst run`
+however `nst run` ends; on a normal exit it is stopped like Prefect's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+PR_SET_PDEATHSIG = 1
+STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+def _die_with_parent() -> None:  # runs in the child, between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the server is still stopped on every normal exit
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A temporary Prefect server that dies with this process; returns it and its API URL."""
+    import prefect
+    from prefect.settings import get_current_settings
+
+    port = _free_port()
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
+           "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "error", "--lifespan", "on"],
+            env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    api_url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + float(os.environ.get(STARTUP_TIMEOUT_ENV) or 120)
+    while not _healthy(api_url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_server(process)
+            raise RuntimeError(f"the temporary Prefect server did not start (exit {process.returncode}); "
+                               f"its log: {log}")
+        time.sleep(0.2)
+    return process, api_url
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str]:
+    """Within the block Prefect talks to PREFECT_API_URL when set, else to a temporary server."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield str(configured)
+        return
+    process, api_url = start_server(Path(PREFECT_HOME.value()) / "nst-temporary-server.log")
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            try:
+                yield api_url
+            finally:
+                _send_pending_logs_and_events()
+    finally:
+        stop_server(process)
+
+
+def _send_pending_logs_and_events() -> None:
+    """Prefect batches logs and events in background workers: send them while the server is up
+    (otherwise they go to a stopped server and print 'Error logging to API')."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10)
