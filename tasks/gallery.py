@@ -17,6 +17,12 @@ def run_report(name: str, outcomes: Sequence[dict[str, Any]], stats: dict[str, A
             "counts": counts, **stats, "pairs": list(outcomes)}
 
 
+def is_run_report(data: object) -> bool:
+    """Whether parsed JSON is a report run_report made (how a run.json is told from a user's file)."""
+    return (isinstance(data, dict) and isinstance(data.get("name"), str) and isinstance(data.get("pairs"), list)
+            and isinstance(data.get("counts"), dict) and set(data["counts"]) == {"done", "skipped", "failed"})
+
+
 def gallery_html(title: str, content_ids: Sequence[str], style_ids: Sequence[str],
                  outcomes: Sequence[dict[str, Any]], warning: str | None = None) -> str:
     """A static page with relative links, so it opens from disk or a static-website bucket."""
