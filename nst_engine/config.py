@@ -162,8 +162,8 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
         need(len(cfg.scale_iterations) == len(cfg.scales), "scale_iterations",
              f"needs one count per scale ({len(cfg.scales)}), got {len(cfg.scale_iterations)}", "scales")
         need(all(n >= 0 for n in cfg.scale_iterations), "scale_iterations", "counts must be >= 0")
-        need(sum(cfg.scale_iterations) > 0, "scale_iterations",
-             "all counts are 0: the run would only return its starting image; give at least one iteration")
+        need(any(n > 0 for n in cfg.scale_iterations), "scale_iterations",
+             "no scale has an iteration: the run would only return its starting image; give at least one")
     else:
         need(cfg.iterations != 0, "iterations",
              "is 0: the run would only return its starting image; give at least 1")
@@ -195,7 +195,7 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
     need(0 <= cfg.seed <= MAX_SEED, "seed", f"must be a whole number from 0 to 2**64 - 1, got {_show(cfg.seed)}")
     weights_rule = "must be 'imagenet', 'random', 'random:SEED' or a path to a VGG-19 state dict"
     need(isinstance(cfg.weights, str) and cfg.weights != "", "weights", weights_rule)
-    if isinstance(cfg.weights, str) and cfg.weights.startswith("random"):
+    if is_random_weights(cfg.weights):
         seed = RANDOM_WEIGHTS.fullmatch(cfg.weights)
         need(seed is not None and int(seed.group(1) or 0) <= MAX_SEED, "weights",
              f"{_show(cfg.weights)}: write `random` or `random:SEED` with a whole-number seed from 0 to "
@@ -203,6 +203,11 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
     need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", cfg.device)), "device",
          f"must be auto, cpu, cuda, cuda:N or mps, got {_show(cfg.device)}")
     return problems
+
+
+def is_random_weights(weights: str) -> bool:
+    """Whether `weights` names seeded random weights (`random` or `random:SEED`), well formed or not."""
+    return isinstance(weights, str) and (weights == "random" or weights.startswith("random:"))
 
 
 def _kind(value: Any) -> str:

@@ -534,7 +534,9 @@ class _Checker:
             else:
                 self.bucket(value, field)
             return value
-        if value == "imagenet" or value.startswith("random"):
+        from nst_engine.config import is_random_weights  # here, not at import time: nst_engine imports torch
+
+        if value == "imagenet" or is_random_weights(value):
             return value
         if not value:
             return value  # EngineConfig reports the empty value

@@ -48,20 +48,39 @@ def read_yaml(text: str) -> tuple[Any, list[str]]:
         loader.dispose()
 
 
-def _children(node: Node) -> list[Node]:
-    if isinstance(node, SequenceNode):
-        return list(node.value)
-    if isinstance(node, MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
-
-
 def _check_graph(root: Node, text: str) -> list[str]:
-    """Walk each distinct node once (iteratively: no recursion limit), measuring how many values
-    the aliases expand to and collecting duplicate keys."""
-    expanded: dict[int, int] = {}  # id(node) -> values under it, aliases expanded
-    open_nodes: set[int] = set()  # nodes whose children are still being walked
+    """Duplicate-key messages; raises YamlError when aliases make the document recursive or
+    expand it past the bound (measured only when some collection is shared: most manifests
+    have no aliases, and this walk is on the path of every 10,000-pair manifest)."""
     duplicates: list[str] = []
+    seen: set[int] = {id(root)}  # collections visited; scalars are leaves, never expanded
+    shared = False
+    stack: list[Node] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, MappingNode):
+            duplicates += _duplicate_keys(node)
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = node.value
+        for child in children:
+            if child.__class__ is ScalarNode:
+                continue
+            if id(child) in seen:
+                shared = True  # an alias (or the same anchor reached twice)
+                continue
+            seen.add(id(child))
+            stack.append(child)
+    if shared:
+        _check_expansion(root, text)
+    return duplicates
+
+
+def _check_expansion(root: Node, text: str) -> None:
+    """Count the values the document expands to, each distinct node measured once (iteratively:
+    no recursion limit), and refuse a recursive document or one past the bound."""
+    expanded: dict[int, int] = {}  # id(node) -> values under it, aliases expanded
+    open_nodes: set[int] = set()  # nodes whose children are still being measured
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -78,8 +97,6 @@ def _check_graph(root: Node, text: str) -> list[str]:
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node))
-        if isinstance(node, MappingNode):
-            duplicates += _duplicate_keys(node)
     written, total = len(expanded), expanded[id(root)]
     limit = EXPANSION_ALLOWANCE + EXPANSION_PER_NODE * written
     if total > limit:
@@ -88,23 +105,31 @@ def _check_graph(root: Node, text: str) -> list[str]:
         raise YamlError(f"aliases expand the document to {total} values from {written} written, over the "
                         f"limit of {limit}: {len(lines)} alias(es) (*name) at line(s) {shown}; "
                         "write the values out or use fewer aliases")
-    return duplicates
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _duplicate_keys(node: MappingNode) -> list[str]:
     """Keys written twice in one mapping (keys merged in by `<<` may be overridden: not duplicates)."""
+    if len(node.value) < 2:
+        return []
     first: dict[tuple[str, str], int] = {}
     found = []
     for key_node, _ in node.value:
-        if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+        if key_node.__class__ is not ScalarNode or key_node.tag == _MERGE_TAG:
             continue
-        line = key_node.start_mark.line + 1
         ident = (key_node.tag, key_node.value)
         if ident in first:
-            found.append(f"duplicate key {_excerpt(key_node.value)!r} at line {line} (first at line "
-                         f"{first[ident]}); YAML would keep only the last: write each key once")
+            found.append(f"duplicate key {_excerpt(key_node.value)!r} at line {key_node.start_mark.line + 1} "
+                         f"(first at line {first[ident]}); YAML would keep only the last: write each key once")
         else:
-            first[ident] = line
+            first[ident] = key_node.start_mark.line + 1
     return found
 
 

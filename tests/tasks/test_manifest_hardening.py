@@ -123,7 +123,7 @@ def test_every_engine_problem_is_reported_even_after_a_type_error(tmp_path: Path
     ("{seed: -1}", "engine.seed", "from 0 to 2**64 - 1"),
     ("{weights: 'random:18446744073709551616'}", "engine.weights", "seed from 0 to 2**64 - 1"),
     ("{iterations: 0}", "engine.iterations", "is 0: the run would only return its starting image"),
-    ("{scales: [0.5, 1], scale_iterations: [0, 0]}", "engine.scale_iterations", "all counts are 0"),
+    ("{scales: [0.5, 1], scale_iterations: [0, 0]}", "engine.scale_iterations", "no scale has an iteration"),
     ("{content_weight: 0, style_weight: 0}", "engine.style_weight", "all 0: there is nothing to optimize"),
 ])
 def test_out_of_range_and_pointless_settings_fail(tmp_path: Path, engine: str, field: str, words: str) -> None:
