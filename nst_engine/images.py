@@ -21,10 +21,10 @@ DEFAULT_MAX_PIXELS = 64_000_000
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
-# The 16 px minimum side may stretch a thin strip past `size`, but its long side stays within
-# this many times `size`: a 16 px strip then holds 64 * size pixels, no more than a size x size
-# square for size >= 64. (Unbounded, a 2x60000 image became 16x480000 and exhausted memory.)
-MAX_STRETCH = 4
+# The 16 px minimum side may stretch a thin strip far past `size` (a 2x60000 image became
+# 16x480000 and exhausted memory). A working image holds at most as many pixels as a square of
+# `size`, or of MIN_BUDGET_SIDE at coarse scales, so ordinary shapes fit there too (16:1 at 16 px).
+MIN_BUDGET_SIDE = 64
 
 _ORIENTATION = 0x0112  # the EXIF tag
 _BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
@@ -121,16 +121,17 @@ def fit_size(size: tuple[int, int], max_side: int, min_side: int = 1, *, name: s
     """(width, height) scaled so the longer side is `max_side`, unless that would make the
     shorter side less than `min_side` (VGG-19 needs 16 px to reach conv5_1).
 
-    Raises ImageError naming `name` when the minimum side would stretch the long side past
-    MAX_STRETCH x `max_side` (an extreme aspect ratio): a clear error, not an allocation.
+    Raises ImageError naming `name` when the minimum side would stretch it to more pixels than
+    a square of `max_side` (an extreme aspect ratio): a clear error, not an allocation.
     """
     width, height = size
     scale = max(max_side / max(width, height), min_side / min(width, height))
     fitted = max(1, round(width * scale)), max(1, round(height * scale))
-    if max(fitted) > MAX_STRETCH * max(max_side, min_side):
+    budget = max(max_side, MIN_BUDGET_SIDE)
+    if fitted[0] * fitted[1] > budget * budget:
         raise ImageError(name, f"{width}x{height} is too thin: keeping its short side at {min_side} px would "
-                               f"make it {fitted[0]}x{fitted[1]}, over {MAX_STRETCH} x the size {max_side} on "
-                               "its long side; crop it, or raise the size")
+                               f"make it {fitted[0]}x{fitted[1]}, more pixels than a {budget}x{budget} square "
+                               "(the working size); crop it")
     return fitted
 
 

@@ -71,10 +71,14 @@ def test_thin_strip_is_a_clear_error_not_a_huge_working_image() -> None:
         fit_size(size, 512, 16, name="strip.png")
     assert info.value.name == "strip.png"
     assert "2x60000 is too thin" in info.value.reason and "16x480000" in info.value.reason
-    # the minimum side may still stretch a strip up to 4x the size, and small sizes keep working
+    # the minimum side may still stretch a strip within a size x size budget; coarse scales
+    # (a 16 px style side) keep room for ordinary shapes
     assert fit_size((20, 1000), 512, 16) == (16, 800)
-    assert fit_size((32, 64), 16, 16) == (16, 32)
+    assert fit_size((2, 2000), 512, 16) == (16, 16000)  # 256,000 pixels: under 512 x 512
+    assert fit_size((250, 50), 16, 16) == (80, 16)
     assert fit_size((4000, 3000), 512, 16) == (512, 384)
+    with pytest.raises(ImageError, match=r"16x16800, more pixels than a 512x512 square"):
+        fit_size((2, 2100), 512, 16)
 
 
 @pytest.fixture
