@@ -86,7 +86,8 @@ def test_messages_quote_only_an_excerpt_of_a_huge_value(tmp_path: Path) -> None:
         parse_manifest(text, base_dir=tmp_path, source="m.yaml")
     problems = {p.field: p.message for p in info.value.problems}
     assert problems["name"].startswith("'nnnn") and problems["name"].endswith(
-        "n!' is not a safe run name: use letters, digits, '.', '_' or '-', not starting with '.', at most 100 characters")
+        "n!' is not a safe run name: use letters, digits, '.', '_' or '-', not starting with '.', "
+        "at most 100 characters")
     assert problems["engine.optimizer"] == "expected text, got list [1, 1, 1, 1, ...]"
     assert f"engine.sharp{'x' * 32}..." in problems  # the key, cut to 40 characters
     assert all(len(field) < 80 and len(message) < 500 for field, message in problems.items())
@@ -132,8 +133,9 @@ def test_out_of_range_and_pointless_settings_fail(tmp_path: Path, engine: str, f
 
 
 def test_the_largest_seeds_and_a_single_useful_iteration_pass(tmp_path: Path) -> None:
-    manifest = parse_manifest(HEAD + "engine: {seed: 18446744073709551615, weights: 'random:18446744073709551615', "
-                                     "scales: [0.5, 1], scale_iterations: [0, 1]}\n", base_dir=tmp_path, source="m.yaml")
+    engine = ("engine: {seed: 18446744073709551615, weights: 'random:18446744073709551615', "
+              "scales: [0.5, 1], scale_iterations: [0, 1]}\n")
+    manifest = parse_manifest(HEAD + engine, base_dir=tmp_path, source="m.yaml")
     assert manifest.engine.seed == 2**64 - 1 and manifest.engine.scale_iterations == (0, 1)
 
 

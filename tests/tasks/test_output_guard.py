@@ -127,7 +127,8 @@ def test_stylize_never_writes_over_an_input(tmp_path: Path) -> None:
     content, style = _stylize_files(tmp_path)
     for overwrite in (False, True):
         message = _refused_stylize(content, [content, style], overwrite)
-        assert message == f"{content} is also an input ({content}); the input would be replaced: give another output name"
+        assert message == (f"{content} is also an input ({content}); the input would be replaced: "
+                           "give another output name")
     (tmp_path / "sub").mkdir()
     assert "is also an input" in _refused_stylize(tmp_path / "sub" / ".." / "art.jpg", [content, style], True)
     assert content.read_bytes() == b"content"
