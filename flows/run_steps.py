@@ -20,6 +20,7 @@ from tasks.gallery import gallery_html
 from tasks.layout import FAILED, GALLERY_KEY, REPORT_KEY, SKIPPED, PairOutcome, image_key
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
+from tasks.output_guard import check_output_location, claim_output, local_manifest_path
 from tasks.plan import PairJob, Plan
 from tasks.prefect_tasks import ensure_concurrency_limit, style_target_task, stylize_batch_task
 from tasks.report import earlier_outcomes, run_report, summary_line
@@ -67,6 +68,11 @@ def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") 
     manifest = manifest_for_run(load_manifest(manifest_uri), options)  # ManifestError: before any GPU work
     _name_flow_run(manifest.name + run_name_suffix)
     run = OpenRun(manifest, open_storage(options.output or manifest.output), cache_location(manifest.cache))
+    # Only into a folder that is empty or already ours (OutputRefusedError says why not), and
+    # marked ours before the first write, so a run stopped early still finds it its own.
+    check_output_location(run.storage, manifest=local_manifest_path(manifest),
+                          allow_non_empty=options.allow_non_empty_output)
+    claim_output(run.storage)
     if run.random_weights:
         get_run_logger().warning(RANDOM_WEIGHTS_WARNING)
     if options.gpu_limit:

@@ -17,8 +17,8 @@ Rerunning after a worker died redoes only the missing pairs: the sharding is det
 every shard skips pairs whose result already holds the same fingerprint.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Prefect validates flow parameters with pydantic from
+# these annotations, and a served run failed to resolve RunOptions from a string annotation.
 import time
 from dataclasses import dataclass
 from typing import Any

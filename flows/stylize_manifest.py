@@ -1,7 +1,7 @@
 """The flow: manifest -> plan -> style targets -> pair batches -> run.json + gallery."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Prefect validates flow parameters with pydantic from
+# these annotations, and a served run failed to resolve RunOptions from a string annotation.
 from typing import Any
 
 from prefect import flow, get_run_logger

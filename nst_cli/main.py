@@ -17,6 +17,7 @@ from nst_cli.errors import CliError
 from nst_engine.errors import EngineError
 from tasks.manifest import ManifestError
 from tasks.options import RunOptionsError
+from tasks.output_guard import OutputRefusedError
 from tasks.stores import StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -26,6 +27,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (CliError, EXIT_USAGE),  # carries its own code
     (ManifestError, EXIT_FAILED),  # the manifest lists every problem itself
     (RunOptionsError, EXIT_USAGE),
+    (OutputRefusedError, EXIT_USAGE),  # an output that is not the pipeline's to write
     (EngineError, EXIT_USAGE),  # a bad engine setting or input image of `nst stylize`
     (StorageError, EXIT_FAILED),  # the output, cache or weights store could not be reached
 )

@@ -16,6 +16,7 @@ from nst_engine.errors import WeightsError
 from nst_engine.vgg import load_weights
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
+from tasks.output_guard import check_output_location, local_manifest_path
 from tasks.plan import build_plan
 from tasks.report import summary_line
 from tasks.stores import open_storage
@@ -56,6 +57,9 @@ def add_run_option_flags(parser: argparse.ArgumentParser, *, defaults: dict[str,
                                            "(shared by every worker on one server); default: a semaphore "
                                            "in this process")
     group.add_argument("--weights", help="VGG-19 weights for every pair (overrides the manifest)")
+    group.add_argument("--allow-non-empty-output", action="store_true", default=None,
+                       help="write into a non-empty folder that is not an nst-pipeline output (never a "
+                            "filesystem root, home or system folder)")
     group.add_argument("--log-every", type=int, help=f"engine progress in the task logs every this many "
                                                      f"iterations (default {fields['log_every']})")
     parser.set_defaults(**(defaults or {}))
@@ -99,6 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
     options = run_options_from_args(args, weights=args.weights or _fallback(manifest.engine.weights,
                                                                             args.fallback_weights))
+    guard_output(manifest, options)  # before any work, and before a Prefect server starts
     if args.dry_run:
         return _dry_run(manifest, options)
     for key, value in PREFECT_DEFAULTS.items():
@@ -162,6 +167,12 @@ def _fallback(weights: str, fallback: str | None) -> str | None:
               f"the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
         return fallback
     return None
+
+
+def guard_output(manifest: Manifest, options: RunOptions) -> None:
+    """Refuse (OutputRefusedError) an output that is not the pipeline's to write."""
+    check_output_location(open_storage(options.output or manifest.output), manifest=local_manifest_path(manifest),
+                          allow_non_empty=options.allow_non_empty_output)
 
 
 def _weights_available(manifest: Manifest, command: str) -> bool:

@@ -11,8 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from nst_cli.engine_flags import add_engine_flags, engine_config_from_args
 from nst_engine import EngineConfig, ImageError, ProgressEvent, load_image, stylize
-from nst_engine.images import save_image, write_atomic
+from nst_engine.images import fit_size, save_image, write_atomic
+from nst_engine.optimize import MIN_SIDE
 from nst_engine.provenance import build_provenance, sha256_bytes
+from tasks.output_guard import check_stylize_output
 
 
 def add_parser(commands: Any) -> None:
@@ -21,13 +23,16 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("styles", type=Path, nargs="+", metavar="style", help="style image(s), blended when several")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image (.png .jpg .webp)")
     add_engine_flags(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output that nst stylize did not make (never an input)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = engine_config_from_args(args)
-    record = stylize_files(args.content, args.styles, args.output, config, progress=not args.quiet)
+    record = stylize_files(args.content, args.styles, args.output, config, progress=not args.quiet,
+                           overwrite=args.overwrite)
     losses = record["losses"]
     print(f"wrote {args.output} (loss {losses['total']:.4g}, {record['seconds']:.1f} s on {record['device']})")
     return 0
@@ -38,11 +43,17 @@ def provenance_path(output: Path) -> Path:
 
 
 def stylize_files(content: Path, styles: Sequence[Path], output: Path, config: EngineConfig,
-                  progress: bool = True) -> dict[str, Any]:
-    """Stylize `content` with `styles`, write `output` then its provenance JSON; return the record."""
+                  progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Stylize `content` with `styles`, write `output` then its provenance JSON; return the record.
+
+    Refuses, before any work, to write over an input or a file it did not make (unless
+    `overwrite`), and an output format it cannot write (OutputRefusedError).
+    """
+    check_stylize_output(output, provenance_path(output), [content, *styles], overwrite=overwrite)
     blobs = {path: _read(path) for path in (content, *styles)}
     content_image = load_image(blobs[content], name=str(content))
     style_images = [load_image(blobs[path], name=str(path)) for path in styles]
+    fit_size(content_image.size, config.size, MIN_SIDE, name=str(content))  # a too-thin photo, named
     total = sum(config.iterations_per_scale())
     with _progress_bar(progress) as bar:
         task = bar.add_task("stylizing", total=total)

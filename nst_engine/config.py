@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 POOLINGS = ("max", "avg")
 PRECISIONS = ("float32", "float16", "bfloat16")
+
+MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overflowed mid-run
 
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
@@ -105,8 +108,9 @@ class EngineConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         problems: list[tuple[str, str]] = []
         changes: dict[str, Any] = {}
+        unset: set[str] = set()  # fields whose given value could not be read
         for key, raw in values.items():
-            path = f"{where}.{key}"
+            path = f"{where}.{_short(str(key))}"
             if key not in known:
                 problems.append((path, f"unknown setting; known: {', '.join(sorted(known))}"))
                 continue
@@ -114,12 +118,14 @@ class EngineConfig:
                 changes[key] = _coerce(raw, hints[key])
             except ValueError as exc:
                 problems.append((path, str(exc)))
+                unset.add(key)
+        # Range checks run on what could be read, so one report holds every problem; a field
+        # that could not be read is left out of them (and of checks that compare it with another).
+        config = _unchecked_replace(base, changes)
+        problems += [(f"{where}.{f}", m) for f, m in _check_values(config, skip=frozenset(unset))]
         if problems:
             raise ConfigError(problems)
-        try:
-            return dataclasses.replace(base, **changes)
-        except ConfigError as exc:
-            raise ConfigError([(f"{where}.{f}", m) for f, m in exc.problems]) from None
+        return config
 
 
 @functools.lru_cache(maxsize=1024)  # configs are frozen; planning 10,000 pairs asks often
@@ -130,54 +136,101 @@ def _fingerprint(config: EngineConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _check_values(cfg: EngineConfig) -> list[tuple[str, str]]:
+def _unchecked_replace(base: EngineConfig, changes: dict[str, Any]) -> EngineConfig:
+    """`base` with `changes` (each of its declared type), not yet checked: from_mapping checks it."""
+    config = object.__new__(EngineConfig)
+    for f in dataclasses.fields(EngineConfig):
+        object.__setattr__(config, f.name, changes.get(f.name, getattr(base, f.name)))
+    return config
+
+
+def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """Every range and consistency problem; checks that read a field in `skip` are left out."""
     problems: list[tuple[str, str]] = []
 
-    def need(ok: bool, name: str, message: str) -> None:
-        if not ok:
+    def need(ok: bool, name: str, message: str, *also_reads: str) -> None:
+        if not ok and not skip.intersection((name, *also_reads)):
             problems.append((name, message))
 
     need(16 <= cfg.size <= 16384, "size", f"must be between 16 and 16384 pixels, got {cfg.size}")
     need(cfg.iterations >= 0, "iterations", f"must be >= 0, got {cfg.iterations}")
     need(len(cfg.scales) > 0 and all(0 < s <= 1 for s in cfg.scales), "scales",
-         f"each scale must be in (0, 1], got {list(cfg.scales)}")
+         f"each scale must be in (0, 1], got {_show(list(cfg.scales))}")
     need(list(cfg.scales) == sorted(cfg.scales) and cfg.scales[-1:] == (1.0,), "scales",
-         f"must rise coarse to fine and end at 1, got {list(cfg.scales)}")
+         f"must rise coarse to fine and end at 1, got {_show(list(cfg.scales))}")
     if cfg.scale_iterations is not None:
         need(len(cfg.scale_iterations) == len(cfg.scales), "scale_iterations",
-             f"needs one count per scale ({len(cfg.scales)}), got {len(cfg.scale_iterations)}")
+             f"needs one count per scale ({len(cfg.scales)}), got {len(cfg.scale_iterations)}", "scales")
         need(all(n >= 0 for n in cfg.scale_iterations), "scale_iterations", "counts must be >= 0")
-    need(cfg.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
-    need(cfg.init in INITS, "init", f"must be one of {INITS}, got {cfg.init!r}")
-    need(cfg.pooling in POOLINGS, "pooling", f"must be one of {POOLINGS}, got {cfg.pooling!r}")
-    need(cfg.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {cfg.precision!r}")
+        need(any(n > 0 for n in cfg.scale_iterations), "scale_iterations",
+             "no scale has an iteration: the run would only return its starting image; give at least one")
+    else:
+        need(cfg.iterations != 0, "iterations",
+             "is 0: the run would only return its starting image; give at least 1")
+    need(cfg.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {_show(cfg.optimizer)}")
+    need(cfg.init in INITS, "init", f"must be one of {INITS}, got {_show(cfg.init)}")
+    need(cfg.pooling in POOLINGS, "pooling", f"must be one of {POOLINGS}, got {_show(cfg.pooling)}")
+    need(cfg.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {_show(cfg.precision)}")
     need(cfg.learning_rate is None or cfg.learning_rate > 0, "learning_rate", "must be > 0")
     need(cfg.lbfgs_history >= 1, "lbfgs_history", "must be >= 1")
     need(len(cfg.content_layers) > 0, "content_layers", "needs at least one layer")
     need(len(cfg.style_layers) > 0, "style_layers", "needs at least one layer")
-    from nst_engine.vgg import LAYER_NAMES  # local: vgg imports torch, config stays light
+    from nst_engine.vgg import LAYER_NAMES, RANDOM_WEIGHTS  # local: vgg imports torch, config stays light
 
     for name in ("content_layers", "style_layers"):
         unknown = [layer for layer in getattr(cfg, name) if layer not in LAYER_NAMES]
-        need(not unknown, name, f"unknown VGG-19 layer(s) {unknown}; use names like relu4_2, conv1_1")
+        need(not unknown, name, f"unknown VGG-19 layer(s) {_show(unknown)}; use names like relu4_2, conv1_1")
     if cfg.style_layer_weights is not None:
         need(len(cfg.style_layer_weights) == len(cfg.style_layers), "style_layer_weights",
-             f"needs one weight per style layer ({len(cfg.style_layers)})")
-    for name in ("content_weight", "style_weight", "tv_weight"):
+             f"needs one weight per style layer ({len(cfg.style_layers)})", "style_layers")
+    loss_weights = ("content_weight", "style_weight", "tv_weight")
+    for name in loss_weights:
         need(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be a finite number >= 0")
+    need(any(getattr(cfg, name) != 0 for name in loss_weights), "style_weight",
+         "content_weight, style_weight and tv_weight are all 0: there is nothing to optimize", *loss_weights)
     need(0 < cfg.style_scale <= 8, "style_scale", f"must be in (0, 8], got {cfg.style_scale}")
     if cfg.style_blend is not None:
         need(all(w >= 0 for w in cfg.style_blend) and sum(cfg.style_blend) > 0, "style_blend",
              "weights must be >= 0 and not all 0")
-    need(isinstance(cfg.weights, str) and cfg.weights != "", "weights",
-         "must be 'imagenet', 'random[:SEED]' or a path to a VGG-19 state dict")
-    need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device)), "device",
-         f"must be auto, cpu, cuda, cuda:N or mps, got {cfg.device!r}")
+    need(0 <= cfg.seed <= MAX_SEED, "seed", f"must be a whole number from 0 to 2**64 - 1, got {_show(cfg.seed)}")
+    weights_rule = "must be 'imagenet', 'random', 'random:SEED' or a path to a VGG-19 state dict"
+    need(isinstance(cfg.weights, str) and cfg.weights != "", "weights", weights_rule)
+    if asks_for_random_weights(cfg.weights):
+        seed = RANDOM_WEIGHTS.fullmatch(cfg.weights)
+        need(seed is not None and int(seed.group(1) or 0) <= MAX_SEED, "weights",
+             f"{_show(cfg.weights)}: write `random` or `random:SEED` with a whole-number seed from 0 to "
+             "2**64 - 1")
+    need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", cfg.device)), "device",
+         f"must be auto, cpu, cuda, cuda:N or mps, got {_show(cfg.device)}")
     return problems
+
+
+def asks_for_random_weights(weights: str) -> bool:
+    """Whether `weights` asks for seeded random weights (`random`, `random:...`), well formed or not
+    (nst_engine.vgg.is_random_weights: well formed)."""
+    return isinstance(weights, str) and (weights == "random" or weights.startswith("random:"))
 
 
 def _kind(value: Any) -> str:
     return type(value).__name__
+
+
+# Messages quote at most an excerpt of a bad value: a YAML alias bomb once made one 52 million
+# characters long. reprlib also stops walking nested values early, so the work is bounded too.
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring = _EXCERPT.maxother = 160
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = _EXCERPT.maxset = 4
+_EXCERPT.maxlevel = 2
+
+
+def _show(value: Any) -> str:
+    """repr() of a value, cut to a short excerpt."""
+    return _EXCERPT.repr(value)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """A name (a setting's key) as given, cut to `limit` characters."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _jsonable(value: Any) -> Any:
@@ -202,28 +255,28 @@ def _coerce(raw: Any, hint: Any) -> Any:
     if hint is bool:
         if isinstance(raw, bool):
             return raw
-        raise ValueError(f"expected true or false, got {raw!r}")
+        raise ValueError(f"expected true or false, got {_show(raw)}")
     if isinstance(raw, float) and not math.isfinite(raw):
-        raise ValueError(f"expected a finite number, got {raw!r}")
+        raise ValueError(f"expected a finite number, got {_show(raw)}")
     if hint is int:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or int(raw) != raw:
-            raise ValueError(f"expected a whole number, got {raw!r}")
+            raise ValueError(f"expected a whole number, got {_show(raw)}")
         return int(raw)
     if hint is float:
         if isinstance(raw, str):  # YAML 1.1 reads `1e3` as a string
             try:
                 value = float(raw)
             except ValueError:
-                raise ValueError(f"expected a number, got {raw!r}") from None
+                raise ValueError(f"expected a number, got {_show(raw)}") from None
             if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {raw!r}")
+                raise ValueError(f"expected a finite number, got {_show(raw)}")
             return value
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise ValueError(f"expected a number, got {raw!r}")
+            raise ValueError(f"expected a number, got {_show(raw)}")
         return float(raw)
     if hint is str:
         if not isinstance(raw, str):
-            raise ValueError(f"expected text, got {_kind(raw)} {raw!r}")
+            raise ValueError(f"expected text, got {_kind(raw)} {_show(raw)}")
         return raw
     raise ValueError(f"unsupported setting type {hint}")  # pragma: no cover - config bug
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
+import re
+import secrets
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -18,6 +21,14 @@ DEFAULT_MAX_PIXELS = 64_000_000
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
+# The 16 px minimum side may stretch a thin strip far past `size` (a 2x60000 image became
+# 16x480000 and exhausted memory). A working image holds at most as many pixels as a square of
+# `size`, or of MIN_BUDGET_SIDE at coarse scales, so ordinary shapes fit there too (16:1 at 16 px).
+MIN_BUDGET_SIDE = 64
+
+_ORIENTATION = 0x0112  # the EXIF tag
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
 
 def load_image(source: str | os.PathLike[str] | bytes, *, name: str | None = None,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -27,28 +38,75 @@ def load_image(source: str | os.PathLike[str] | bytes, *, name: str | None = Non
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as exc:
         raise ImageError(label, f"cannot read file ({exc.strerror or exc})") from None
+    with decoding(label):
+        image = _open(data, label, max_pixels)
+        image.load()  # decode now so truncation is caught here, not later
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+def image_size(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Upright (width, height) read from the header alone, no pixels decoded; ImageError naming it."""
+    with decoding(name), _open(data, name, max_pixels) as image:
+        width, height = image.size
+        if image.getexif().get(_ORIENTATION) in (5, 6, 7, 8):  # EXIF rotations by 90 degrees
+            width, height = height, width
+    return width, height
+
+
+@contextlib.contextmanager
+def decoding(name: str) -> Iterator[None]:
+    """Every decode runs inside this: any decoder failure becomes an ImageError naming `name`.
+
+    Pillow's decoders raise many types on hostile input (OSError, SyntaxError, ValueError,
+    struct.error, IndexError, DecompressionBombError, "point operation not supported" for
+    modes it cannot map, ...); a caller handling one image needs one type, with the file's name
+    instead of Pillow's `<_io.BytesIO object at 0x...>`.
+    """
+    try:
+        yield
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(name, "too many pixels for Pillow's decompression-bomb limit; "
+                               "refusing to decode it") from None
+    except UnidentifiedImageError:
+        raise ImageError(name, "not a readable image (no known image format)") from None
+    except (OSError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
+        raise ImageError(name, f"corrupt or truncated image ({_decoder_says(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - see the docstring: any decoder failure is this image's
+        raise ImageError(name, f"cannot decode it ({type(exc).__name__}: {_decoder_says(exc)})") from None
+
+
+def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Open lazily (header only) and check the pixel count before anything is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(label, f"{width}x{height} is over the limit of {max_pixels} pixels")
-            image.load()  # decode now so truncation is caught here, not later
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(label, f"not a readable image ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise ImageError(label, f"corrupt or truncated image ({exc})") from None
-    return to_rgb(ImageOps.exif_transpose(image))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # a tiny file, a huge header
+        raise ImageError(name, f"its header claims more than {Image.MAX_IMAGE_PIXELS} pixels, over the limit "
+                               f"of {max_pixels}: refusing to decode a possible decompression bomb") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(name, f"{width}x{height}: an image needs at least one pixel")
+    if width * height > max_pixels:
+        raise ImageError(name, f"{width}x{height} is over the limit of {max_pixels} pixels")
+    return image
+
+
+def _decoder_says(exc: BaseException) -> str:
+    """Pillow's message, short, with the name of our in-memory buffer taken out."""
+    text = _BUFFER_REPR.sub("the data", str(exc)) or "no details"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode to RGB; transparency is composited onto white."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits
+    if image.mode.startswith("I;16"):  # point() cannot map I;16B and friends: widen to 32-bit first
+        image = image.convert("I")
+    if image.mode == "I":  # 16-bit grey in 32-bit storage: scale to 8 bits
         image = image.point(lambda v: v / 256).convert("L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
@@ -59,17 +117,27 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def fit_size(size: tuple[int, int], max_side: int, min_side: int = 1) -> tuple[int, int]:
+def fit_size(size: tuple[int, int], max_side: int, min_side: int = 1, *, name: str = "image") -> tuple[int, int]:
     """(width, height) scaled so the longer side is `max_side`, unless that would make the
-    shorter side less than `min_side` (VGG-19 needs 16 px to reach conv5_1)."""
+    shorter side less than `min_side` (VGG-19 needs 16 px to reach conv5_1).
+
+    Raises ImageError naming `name` when the minimum side would stretch it to more pixels than
+    a square of `max_side` (an extreme aspect ratio): a clear error, not an allocation.
+    """
     width, height = size
     scale = max(max_side / max(width, height), min_side / min(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    fitted = max(1, round(width * scale)), max(1, round(height * scale))
+    budget = max(max_side, MIN_BUDGET_SIDE)
+    if fitted[0] * fitted[1] > budget * budget:
+        raise ImageError(name, f"{width}x{height} is too thin: keeping its short side at {min_side} px would "
+                               f"make it {fitted[0]}x{fitted[1]}, more pixels than a {budget}x{budget} square "
+                               "(the working size); crop it")
+    return fitted
 
 
-def resize_max_side(image: Image.Image, max_side: int, min_side: int = 1) -> Image.Image:
+def resize_max_side(image: Image.Image, max_side: int, min_side: int = 1, *, name: str = "image") -> Image.Image:
     """Scale so the longer side is `max_side` pixels (up or down), keeping the aspect ratio."""
-    size = fit_size(image.size, max_side, min_side)
+    size = fit_size(image.size, max_side, min_side, name=name)
     if size == image.size:
         return image
     shrinking = size[0] < image.size[0]
@@ -118,12 +186,28 @@ def save_image(image: Image.Image, path: str | os.PathLike[str], quality: int = 
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, then rename it into place: readers see all or nothing.
+
+    The temp file is created with mode 0o666 less the umask, like any file a program makes
+    (mkstemp's 0o600 survived the rename: a gallery meant to be served could not be read).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, exclusive temp file beside `path`; the kernel applies the umask to its mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:  # a 64-bit random name collides only with a leftover of the same name
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue

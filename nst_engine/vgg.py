@@ -126,12 +126,13 @@ class VGGFeatures(nn.Module):
 
 # ---- weights ------------------------------------------------------------------------
 
-_RANDOM = re.compile(r"^random(?::(\d+))?$")
+# `random` or `random:SEED`; always fullmatch (`$` would also accept a trailing newline).
+RANDOM_WEIGHTS = re.compile(r"random(?::([0-9]+))?")
 
 
 def is_random_weights(weights: str) -> bool:
     """`random` or `random:SEED`: seeded random weights (every output made with them says so)."""
-    return _RANDOM.fullmatch(weights) is not None
+    return RANDOM_WEIGHTS.fullmatch(weights) is not None
 
 
 def is_named_weights(weights: str) -> bool:
@@ -141,7 +142,7 @@ def is_named_weights(weights: str) -> bool:
 
 def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     """Return VGG-19 `features` parameters ("0.weight", ...) and where they came from."""
-    match = _RANDOM.match(weights)
+    match = RANDOM_WEIGHTS.fullmatch(weights)
     if match:
         seed = int(match.group(1) or 0)
         return random_state(seed), WeightsInfo(source=weights, kind="random", sha256=None, seed=seed)
@@ -152,7 +153,7 @@ def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     if weights.startswith("s3://"):
         raise WeightsError(
             f"weights {weights!r}: the engine reads local files only; fetch s3:// weights with the "
-            "pipeline (tasks.storage) and pass the local path"
+            "pipeline (tasks.weights) and pass the local path"
         )
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -164,7 +165,7 @@ def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
 
 def weights_identity(weights: str) -> str:
     """What identifies a weights source in cache keys and fingerprints, without loading it."""
-    match = _RANDOM.match(weights)
+    match = RANDOM_WEIGHTS.fullmatch(weights)
     if match:
         return f"random:{int(match.group(1) or 0)}"
     if weights == "imagenet":  # torchvision checks the file against the hash in its name
@@ -260,7 +261,7 @@ def build_extractor(weights: str, layers: Iterable[str], pooling: str = "max",
 
 def _file_stamp(weights: str) -> tuple[float, int] | None:
     path = Path(weights).expanduser()
-    if weights == "imagenet" or _RANDOM.match(weights) or not path.is_file():
+    if weights == "imagenet" or RANDOM_WEIGHTS.fullmatch(weights) or not path.is_file():
         return None
     stat = path.stat()
     return (stat.st_mtime, stat.st_size)

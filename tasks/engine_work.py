@@ -22,7 +22,7 @@ from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
 from tasks.interrupt import RunStopped, stop_reason
 from tasks.layout import DONE, FAILED, PairOutcome
-from tasks.plan import PairJob, StyleJob
+from tasks.plan import PairJob, StyleJob, check_working_sizes
 from tasks.stores import Storage, StorageError, read_uri
 from tasks.style_cache import StyleCache, style_key
 from tasks.weights import local_weights
@@ -79,6 +79,8 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
         try:
             content = load_image(read_uri(job.content_uri), name=job.content_uri)
             styles = [load_image(read_uri(uri), name=uri) for uri in job.style_uris]
+            check_working_sizes(job.config, (job.content_uri, content.size),  # a file changed since planning
+                                [(uri, image.size) for uri, image in zip(job.style_uris, styles)])
             ready.append((job, content, styles))
         except (EngineError, StorageError) as exc:
             outcomes[job.name] = job.failed(str(exc))

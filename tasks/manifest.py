@@ -14,13 +14,14 @@ import glob
 import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from tasks.manifest_yaml import YamlError, read_yaml
 
-from tasks.stores import BACKENDS, object_stem, scheme_of, split_object, supported_schemes
+from tasks.stores import object_stem, scheme_of, uri_problem
 
 if TYPE_CHECKING:
     from nst_engine.config import EngineConfig
@@ -31,12 +32,20 @@ CONTENT_KEYS = ("id", "uri")
 STYLE_KEYS = ("id", "uri", "blend")
 PAIR_KEYS = ("content", "style", "engine")
 # Safe as a file name; '--' is also refused: it separates the ids in <content>--<style>.png.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Always fullmatch: `$` also accepts a trailing newline ("photo\n" passed).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # A run name: the same characters, not starting with '.'.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 GLOB_CHARS = re.compile(r"[*?\[]")
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SHOWN_IDS = 10  # how many known ids an "unknown id" message lists
+_SHOWN_PROBLEMS = 100  # how many problems str(ManifestError) lists; .problems holds them all
+
+# Messages quote at most an excerpt of a bad value (an alias bomb once made one 52 million
+# characters long); reprlib also stops walking nested values early, so the work is bounded.
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring = _EXCERPT.maxother = 160
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = _EXCERPT.maxset = 4
+_EXCERPT.maxlevel = 2
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,9 @@ class ManifestError(Exception):
         self.problems = list(problems)
         count = len(self.problems)
         lines = [f"{source}: {count} problem{'' if count == 1 else 's'}"]
-        lines += [f"  {p}" for p in self.problems]
+        lines += [f"  {p}" for p in self.problems[:_SHOWN_PROBLEMS]]
+        if count > _SHOWN_PROBLEMS:  # a 50,000-entry list of bad pairs is not 50,000 lines on screen
+            lines.append(f"  ... and {count - _SHOWN_PROBLEMS} more")
         super().__init__("\n".join(lines))
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable (Prefect may ship it between processes)
@@ -130,13 +141,14 @@ def parse_manifest(text: str, *, base_dir: Path, source: str) -> Manifest:
     Raises ManifestError with every problem found.
     """
     try:
-        # yaml.safe_load's constructor, through libyaml when present: ~4x faster on big manifests
-        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        raise ManifestError(source, [Problem("(yaml)", _yaml_message(exc))]) from None
+        data, duplicates = read_yaml(text)
+    except YamlError as exc:
+        raise ManifestError(source, [Problem("(yaml)", str(exc))]) from None
     from nst_engine.config import EngineConfig  # here, not at import time: nst_engine imports torch
 
     checker = _Checker(Path(base_dir), EngineConfig)
+    for message in duplicates:  # reported with every other problem, not alone
+        checker.fail("(yaml)", message)
     manifest = checker.manifest(data, source)
     if checker.problems or manifest is None:
         raise ManifestError(source, checker.problems)
@@ -157,20 +169,6 @@ def with_engine_changes(manifest: Manifest, **changes: Any) -> Manifest:
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _yaml_message(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is not None:
-        where = f"line {mark.line + 1}, column {mark.column + 1}"
-    elif isinstance(getattr(exc, "position", None), int):  # ReaderError: a bad character
-        where = f"character {exc.position + 1}"  # type: ignore[attr-defined]
-    else:
-        where = "an unknown position"
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    detail = f"{problem} ({context})" if context else problem
-    return f"not valid YAML at {where}: {detail}; check indentation, brackets and quoting"
-
-
 def _kind(value: Any) -> str:
     """How a YAML value reads to a user: 'a number 3', 'a list [1]', 'nothing'."""
     if value is None:
@@ -178,18 +176,28 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"true/false {str(value).lower()}"
     if isinstance(value, (int, float)):
-        return f"a number {value!r}"
+        return f"a number {_show(value)}"
     if isinstance(value, str):
-        return f"text {value!r}"
+        return f"text {_show(value)}"
     if isinstance(value, (datetime.date, datetime.datetime)):
         return f"a date {value.isoformat()}"
-    text = repr(value)
-    text = text if len(text) <= 60 else text[:57] + "..."
+    text = _show(value)
     if isinstance(value, dict):
         return f"a mapping {text}"
     if isinstance(value, list):
         return f"a list {text}"
     return f"{type(value).__name__} {text}"
+
+
+def _show(value: Any) -> str:
+    """repr() of a value as written in the manifest, cut to a short excerpt."""
+    return _EXCERPT.repr(value)
+
+
+def _key(key: Any) -> str:
+    """A key as it appears in a field path, cut short."""
+    text = str(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _quote_hint(value: Any) -> str:
@@ -235,7 +243,7 @@ class _Checker:
             return None
         for key in data:
             if key not in TOP_KEYS:
-                self.fail(str(key), f"unknown key; allowed: {', '.join(TOP_KEYS)}")
+                self.fail(_key(key), f"unknown key; allowed: {', '.join(TOP_KEYS)}")
         self.version(data)
         name = self.name(data.get("name"))
         output_value = data.get("output")
@@ -268,8 +276,8 @@ class _Checker:
             self.fail("name", f"missing; add `name: my-run` ({rule})")
         elif not isinstance(value, str):
             self.fail("name", f"expected text, got {_kind(value)}{_quote_hint(value)}")
-        elif not NAME_PATTERN.match(value):
-            self.fail("name", f"{value!r} is not a safe run name: use {rule}")
+        elif not NAME_PATTERN.fullmatch(value):
+            self.fail("name", f"{_show(value)} is not a safe run name: use {rule}")
         else:
             return value
         return "run"
@@ -281,7 +289,7 @@ class _Checker:
             path = Path(value).expanduser()
         except RuntimeError as exc:
             if field:
-                self.fail(field, f"cannot expand {value!r}: {exc}")
+                self.fail(field, f"cannot expand {_show(value)}: {exc}")
             return None
         return path if path.is_absolute() else self.base_dir / path
 
@@ -293,19 +301,17 @@ class _Checker:
         if not value.strip():
             self.fail(field, "is empty; give a local folder or an s3://bucket/prefix URI, or leave it out")
             return ""
-        scheme = scheme_of(value)
-        if scheme is not None:
-            if scheme not in BACKENDS:
-                self.fail(field, f"{value!r}: only local folders and {supported_schemes()} URIs are supported")
+        if scheme_of(value) is not None:
+            problem = uri_problem(value, _show(value), want="folder")
+            if problem:
+                self.fail(field, problem)
                 return ""
-            if not split_object(value)[0][len(scheme) + 3:]:
-                self.fail(field, f"{value!r} names no bucket; write {scheme}://bucket or {scheme}://bucket/prefix")
             return value
         path = self.local(value, field)
         if path is None:
             return ""
         if path.is_file():
-            self.fail(field, f"{value!r} is a file ({path}); give a folder")
+            self.fail(field, f"{_show(value)} is a file ({path}); give a folder")
         return str(path.resolve())
 
     def files(self, value: Any, field: str) -> list[str] | None:
@@ -318,15 +324,12 @@ class _Checker:
             return None
         scheme = scheme_of(value)
         if scheme is not None:
-            if scheme not in BACKENDS:
-                self.fail(field, f"{value!r}: only local paths and {supported_schemes()} URIs are supported")
-                return None
-            bucket, key = split_object(value)
-            if not key or bucket == f"{scheme}://":
-                self.fail(field, f"{value!r} is not an object URI; write {scheme}://bucket/key")
+            problem = uri_problem(value, _show(value), want="object")
+            if problem:
+                self.fail(field, problem)
                 return None
             if GLOB_CHARS.search(value):
-                self.fail(field, f"{value!r}: globs are not expanded for {scheme}:// URIs; list each object")
+                self.fail(field, f"{_show(value)}: globs are not expanded for {scheme}:// URIs; list each object")
                 return None
             return [value]
         path = self.local(value, field)
@@ -338,15 +341,16 @@ class _Checker:
                 glob.escape(str(self.base_dir)), str(expanded))  # the folder's own name is no glob
             matches = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
             if not matches:
-                self.fail(field, f"the glob {value!r} matches no file (looked for {path})")
+                self.fail(field, f"the glob {_show(value)} matches no file (looked for {path})")
                 return None
             return [str(Path(m).resolve()) for m in matches]
         if path.is_file():
             return [str(path.resolve())]
         if path.is_dir():
-            self.fail(field, f"{value!r} is a folder ({path}); name a file, or a glob like '{value.rstrip('/')}/*.jpg'")
+            self.fail(field, f"{_show(value)} is a folder ({path}); name a file, or a glob like "
+                             f"'{value.rstrip('/')}/*.jpg'")
         else:
-            self.fail(field, f"no such file {value!r} (looked in {path.parent})")
+            self.fail(field, f"no such file {_show(value)} (looked in {path.parent})")
         return None
 
     # ---- contents and styles --------------------------------------------------------------
@@ -369,7 +373,7 @@ class _Checker:
             for ident, ref, where in self.image(item, path, keys):
                 declared.add(ident)
                 if ident in seen:
-                    self.fail(f"{path}.id", f"duplicate id {ident!r}{where} (also at {seen[ident]}); "
+                    self.fail(f"{path}.id", f"duplicate id {_show(ident)}{where} (also at {seen[ident]}); "
                                             f"ids must be unique within {field}")
                     continue
                 seen[ident] = path
@@ -394,7 +398,7 @@ class _Checker:
         for key in item:
             if key not in keys:
                 hint = " (blend is for styles only)" if key == "blend" else ""
-                self.fail(f"{path}.{key}", f"unknown key{hint}; allowed: {', '.join(keys)}")
+                self.fail(f"{path}.{_key(key)}", f"unknown key{hint}; allowed: {', '.join(keys)}")
         ident = item.get("id")
         ok_id = True
         if ident is None:
@@ -414,9 +418,9 @@ class _Checker:
         return [(ident, ImageRef(ident, tuple(uris), blend), "")]
 
     def valid_id(self, ident: str, field: str, suffix: str) -> bool:
-        if ID_PATTERN.match(ident) and "--" not in ident:
+        if ID_PATTERN.fullmatch(ident) and "--" not in ident:
             return True
-        self.fail(field, f"id {ident!r} is not safe as a file name{suffix}: use letters, digits, '.', '_' "
+        self.fail(field, f"id {_show(ident)} is not safe as a file name{suffix}: use letters, digits, '.', '_' "
                          "or '-', starting with a letter or digit, no '--', at most 100 characters")
         return False
 
@@ -438,7 +442,7 @@ class _Checker:
             for index, one in enumerate(raw):
                 found = self.files(one, f"{field}[{index}]")
                 if found is not None and len(found) > 1:
-                    self.fail(f"{field}[{index}]", f"the glob {one!r} matched {len(found)} files; each entry "
+                    self.fail(f"{field}[{index}]", f"the glob {_show(one)} matched {len(found)} files; each entry "
                                                    "of a uri list must be one image")
                     found = None
                 if found is None or uris is None:
@@ -448,7 +452,7 @@ class _Checker:
             return uris, len(raw)
         found = self.files(raw, field)
         if found is not None and len(found) > 1:
-            self.fail(field, f"the glob {raw!r} matched {len(found)} files; an entry with an id is one image: "
+            self.fail(field, f"the glob {_show(raw)} matched {len(found)} files; an entry with an id is one image: "
                              "use a bare glob entry (id = file stem) or a list")
             return None, 1
         return found, 1
@@ -467,7 +471,7 @@ class _Checker:
             return None
         weights = [_number(w) for w in value]
         if any(w is None or w < 0 for w in weights):
-            self.fail(field, f"weights must be numbers >= 0, got {value!r}")
+            self.fail(field, f"weights must be numbers >= 0, got {_show(value)}")
             return None
         if len(weights) != count:
             self.fail(field, f"needs {count} weight(s), one per uri, got {len(weights)}")
@@ -500,14 +504,16 @@ class _Checker:
         return config
 
     def weights(self, value: str, field: str) -> str:
-        """imagenet, random[:SEED] and URIs are kept; a local path must exist (made absolute)."""
-        from nst_engine.vgg import is_named_weights, is_random_weights  # torch, as for EngineConfig
-
-        if is_named_weights(value) or scheme_of(value) is not None:
+        """imagenet, random[:SEED] (EngineConfig checks its form) and URIs are kept; a local path
+        must exist (made absolute)."""
+        if scheme_of(value) is not None:
+            problem = uri_problem(value, _show(value), want="object")
+            if problem:
+                self.fail(field, problem)
             return value
-        if value.startswith("random"):
-            if not is_random_weights(value):
-                self.fail(field, f"{value!r}: write `random` or `random:SEED` with a whole-number seed")
+        from nst_engine.config import asks_for_random_weights  # here, not at import time: torch
+
+        if value == "imagenet" or asks_for_random_weights(value):
             return value
         if not value:
             return value  # EngineConfig reports the empty value
@@ -515,7 +521,7 @@ class _Checker:
         if path is None:
             return value
         if not path.is_file():
-            self.fail(field, f"no such weights file {value!r} (looked in {path.parent}); "
+            self.fail(field, f"no such weights file {_show(value)} (looked in {path.parent}); "
                              "use imagenet, random[:SEED] or the path of a VGG-19 state dict")
             return value
         return str(path.resolve())
@@ -542,7 +548,7 @@ class _Checker:
                 continue
             for key in item:
                 if key not in PAIR_KEYS:
-                    self.fail(f"{path}.{key}", f"unknown key; allowed: {', '.join(PAIR_KEYS)}")
+                    self.fail(f"{path}.{_key(key)}", f"unknown key; allowed: {', '.join(PAIR_KEYS)}")
             ok = True
             for role in ("content", "style"):
                 ident = item.get(role)
@@ -557,7 +563,7 @@ class _Checker:
                     known = sorted(declared[role])
                     shown = ", ".join(known[:_SHOWN_IDS]) + (f", ... ({len(known)} in all)"
                                                              if len(known) > _SHOWN_IDS else "")
-                    self.fail(f"{path}.{role}", f"unknown {role} id {ident!r}; known: {shown or 'none'}")
+                    self.fail(f"{path}.{role}", f"unknown {role} id {_show(ident)}; known: {shown or 'none'}")
                     ok = False
                 elif ident not in valid[role]:
                     ok = False  # declared by an entry that has its own problems, reported there

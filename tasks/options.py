@@ -41,6 +41,7 @@ class RunOptions:
     weights: str | None = None  # VGG-19 weights for every pair; None: the manifest's
     shard: str | None = None  # "i/n": run only that shard's pairs (flows/sharded.py)
     log_every: int = 50  # engine progress lines in the task logs, every this many iterations
+    allow_non_empty_output: bool = False  # write into a non-empty folder that is not a pipeline output
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "gpu_slots", "log_every"):

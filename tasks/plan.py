@@ -4,16 +4,14 @@ and how to group pairs into batches. Pure functions: no Prefect, no GPU."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from PIL import Image, UnidentifiedImageError
-
 from nst_engine import EngineConfig
-from nst_engine.images import DEFAULT_MAX_PIXELS, fit_size
+from nst_engine.errors import ImageError
+from nst_engine.images import fit_size, image_size
 from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
 from tasks import layout
@@ -115,15 +113,19 @@ def inspect_input(uri: str) -> InputInfo:
         return InputInfo(uri, error=str(exc))
     digest = hashlib.sha256(data).hexdigest()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF rotations by 90 degrees
-                width, height = height, width
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return InputInfo(uri, digest, error=f"{uri}: not a readable image ({exc})")
-    if width * height > DEFAULT_MAX_PIXELS:
-        return InputInfo(uri, digest, error=f"{uri}: {width}x{height} is over the limit of {DEFAULT_MAX_PIXELS} pixels")
-    return InputInfo(uri, digest, (width, height))
+        return InputInfo(uri, digest, image_size(data, name=uri))
+    except ImageError as exc:
+        return InputInfo(uri, digest, error=str(exc))
+
+
+def check_working_sizes(config: EngineConfig, content: tuple[str, tuple[int, int]],
+                        styles: Sequence[tuple[str, tuple[int, int]]]) -> None:
+    """Raise ImageError naming the first input (uri, size) too thin to work with at `config`'s
+    sizes (nst_engine.images.fit_size), before any pixel is decoded or memory is spent on it."""
+    fit_size(content[1], config.size, MIN_SIDE, name=content[0])
+    for uri, size in styles:
+        for scale in config.scales:
+            fit_size(size, style_side(config, scale), MIN_SIDE, name=uri)
 
 
 def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequence[str],
@@ -159,6 +161,12 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     for spec in pairs:
         content, style = contents[spec.content], styles[spec.style]
         errors = [infos[u].error for u in (content.uris[0], *style.uris) if infos[u].error]
+        if not errors:
+            try:
+                check_working_sizes(spec.engine, (content.uris[0], infos[content.uris[0]].size),
+                                    [(u, infos[u].size) for u in style.uris])
+            except ImageError as exc:
+                errors = [str(exc)]
         if errors:
             failed.append(PairOutcome.failed(spec.content, spec.style, "; ".join(errors)))
             continue

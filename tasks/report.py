@@ -25,6 +25,12 @@ def run_report(name: str, outcomes: Sequence[PairOutcome], stats: dict[str, Any]
             **stats, "pairs": [o.to_dict() for o in everything]}
 
 
+def is_run_report(data: object) -> bool:
+    """Whether parsed JSON is a report run_report made (how a run.json is told from a user's file)."""
+    return (isinstance(data, dict) and isinstance(data.get("name"), str) and isinstance(data.get("pairs"), list)
+            and isinstance(data.get("counts"), dict) and set(data["counts"]) == {"done", "skipped", "failed"})
+
+
 def earlier_outcomes(previous: object, outcomes: Sequence[PairOutcome],
                      manifest_pairs: Sequence[tuple[str, str]]) -> list[PairOutcome]:
     """From a previous run.json, the outcomes of the manifest's pairs that `outcomes` lacks."""

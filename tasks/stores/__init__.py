@@ -18,6 +18,15 @@ from tasks.stores.base import Storage, StorageError, read_json, write_json
 
 # scheme -> "module:class"; the class takes the URI of a root ("s3://bucket/prefix").
 BACKENDS: dict[str, str] = {"s3": "tasks.stores.s3:S3Storage"}
+# scheme -> (the bucket names it accepts, that rule in words)
+BUCKET_RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    # S3's rules: lowercase letters, digits, '.' and '-', starting and ending with a letter or digit,
+    # at most 63 characters, no '..', not an IP address. (AWS also asks for 3 characters at least;
+    # one-letter names are kept for the placeholders tests and examples use.)
+    "s3": (re.compile(r"(?!.*\.\.)(?![0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$)[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?"),
+           "use lowercase letters, digits, '.' and '-', starting and ending with a letter or digit, "
+           "at most 63 characters"),
+}
 LOCAL_BACKEND = "tasks.stores.local:LocalStorage"  # paths without a scheme
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -42,6 +51,25 @@ def _backend(scheme: str | None) -> Any:
         raise StorageError(f"{scheme}:// is not supported: use a local path or {supported_schemes()}")
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def uri_problem(location: str, shown: str, *, want: str) -> str | None:
+    """What is wrong with a `<scheme>://` location, or None. `want`: "folder" (a bucket, maybe a
+    prefix) or "object" (a bucket and a key); `shown` is how to quote the value in the message."""
+    scheme = scheme_of(location) or ""
+    if scheme not in BACKENDS:
+        kind = "folders" if want == "folder" else "paths"
+        return f"{shown}: only local {kind} and {supported_schemes()} URIs are supported"
+    root, key = split_object(location)
+    bucket = root[len(scheme) + 3:]
+    if not bucket:
+        return f"{shown} names no bucket; write {scheme}://bucket or {scheme}://bucket/prefix"
+    if want == "object" and not key:
+        return f"{shown} is not an object URI; write {scheme}://bucket/key"
+    rule = BUCKET_RULES.get(scheme)
+    if rule and not rule[0].fullmatch(bucket):
+        return f"bucket name {bucket[:70]!r} is not valid on {scheme.upper()}: {rule[1]}"
+    return None
 
 
 def open_storage(location: str) -> Storage:

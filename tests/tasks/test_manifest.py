@@ -285,13 +285,13 @@ def test_one_hundred_by_one_hundred_expands_to_ten_thousand_pairs_quickly(tmp_pa
 def test_explicit_pairs_with_repeated_overrides_are_fast(tmp_path: Path) -> None:
     contents = "\n".join(f"  - s3://b/c{i}.jpg" for i in range(100))
     styles = "\n".join(f"  - s3://b/s{i}.jpg" for i in range(100))
-    pairs = "\n".join(f"  - {{content: c{i}, style: s{j}, engine: {{iterations: {j % 3}}}}}"
+    pairs = "\n".join(f"  - {{content: c{i}, style: s{j}, engine: {{iterations: {j % 3 + 1}}}}}"
                       for i in range(100) for j in range(100))
     text = f"version: 1\nname: big\ncontents:\n{contents}\nstyles:\n{styles}\npairs:\n{pairs}\n"
     start = time.perf_counter()
     manifest = parse_manifest(text, base_dir=tmp_path, source="m.yaml")
     assert len(manifest.pairs) == 10_000 and time.perf_counter() - start < 5  # most of it is YAML itself
-    assert [p.engine.iterations for p in manifest.pairs[:4]] == [0, 1, 2, 0]
+    assert [p.engine.iterations for p in manifest.pairs[:4]] == [1, 2, 3, 1]
     assert len({id(p.engine) for p in manifest.pairs}) == 3  # one config per distinct override
 
 

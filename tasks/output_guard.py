@@ -1,0 +1,195 @@
+"""Where the pipeline may write: checks made before any work, so no user's file is replaced.
+
+An output location belongs to the pipeline when it is missing, empty, or holds the pipeline's
+marker (OUTPUT_MARKER, written by claim_output when a run starts) or a run.json in the
+pipeline's report format. Filesystem roots, the home folder and system folders are never
+outputs; the manifest's own folder is one only while it holds nothing but the manifest.
+`nst stylize` never writes over its inputs, and replaces an existing file only when it made it
+(the provenance JSON beside the image says so) or when told to (`overwrite`).
+
+Plain functions over tasks.stores: no Prefect. Each refusal is an OutputRefusedError whose
+message names the place, says why, and what to do instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from nst_engine.errors import ImageError
+from nst_engine.images import format_for
+from tasks.layout import REPORT_KEY
+from tasks.report import is_run_report
+from tasks.manifest import Manifest
+from tasks.stores import Storage, StorageError, is_local, read_json
+from tasks.stores.local import LocalStorage
+
+OUTPUT_MARKER = ".nst-output"
+MARKER_CONTENT = {"written_by": "nst-pipeline", "purpose": "marks this folder as an nst-pipeline output"}
+
+# Never an output, nor anything inside them: the system's own files.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
+                "/sys", "/usr", "/var/lib", "/var/log", "/System", "/Library", "/Applications")
+# Never an output themselves (their subfolders may be: /tmp/run, /home/me/out, /Volumes/disk/out).
+SYSTEM_FOLDERS = ("/home", "/Users", "/root", "/var", "/opt", "/srv", "/mnt", "/media", "/run", "/tmp",
+                  "/snap", "/private", "/private/var", "/private/tmp", "/Volumes")
+_SHOWN_ENTRIES = 3  # how many of a folder's entries a refusal names
+
+
+class OutputRefusedError(Exception):
+    """The pipeline must not write there; str() names the place, why, and what to do."""
+
+
+def check_output_location(storage: Storage, *, manifest: Path | None = None,
+                          allow_non_empty: bool = False) -> None:
+    """Refuse an output location that is not the pipeline's to write (see the module docstring).
+
+    `manifest`: the manifest file, when the run has one (its folder is refused while it holds
+    anything else). `allow_non_empty`: the user's explicit consent to write into a non-empty
+    folder that is not a pipeline output; roots, home and system folders are refused anyway.
+    """
+    root = storage.root if isinstance(storage, LocalStorage) else None
+    if root is not None:
+        _check_local_folder(root)
+    if is_pipeline_output(storage):
+        return
+    entries = _top_entries(storage)
+    if root is not None and manifest is not None and root == manifest.expanduser().resolve().parent:
+        others = [e for e in entries if e != manifest.name]
+        if others:
+            raise OutputRefusedError(
+                f"output {root} is the manifest's own folder and holds other files ({_names(others)}); "
+                "the pipeline writes index.html, run.json, results/ and thumbs/ there: give a subfolder "
+                "such as out/<name> (the default when `output:` is left out)")
+        return
+    if entries and not allow_non_empty:
+        raise OutputRefusedError(
+            f"output {storage.uri} is not empty ({_names(entries)}) and is not an nst-pipeline output (no "
+            f"{OUTPUT_MARKER} or run.json of this pipeline); give a new or empty folder, or allow writing "
+            "into a non-empty folder explicitly (nst run --allow-non-empty-output)")
+
+
+def local_manifest_path(manifest: Manifest) -> Path | None:
+    """The manifest's file when it is a local one (its folder is guarded), else None."""
+    return Path(manifest.source) if is_local(manifest.source) else None
+
+
+def is_pipeline_output(storage: Storage) -> bool:
+    """Whether `storage` holds the pipeline's marker or a run.json in its report format."""
+    try:
+        if storage.exists(OUTPUT_MARKER):
+            return read_json(storage, OUTPUT_MARKER) == MARKER_CONTENT
+        return storage.exists(REPORT_KEY) and is_run_report(read_json(storage, REPORT_KEY))
+    except StorageError:
+        return False
+
+
+def claim_output(storage: Storage) -> None:
+    """Mark `storage` as this pipeline's output (before the first result is written), so a run
+    stopped before its run.json still finds its folder its own next time."""
+    if not storage.exists(OUTPUT_MARKER):
+        storage.write(OUTPUT_MARKER, (json.dumps(MARKER_CONTENT) + "\n").encode(), content_type="application/json")
+
+
+def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], *, overwrite: bool = False) -> None:
+    """For `nst stylize`: refuse, before any work, an image format that cannot be written, an
+    output that is one of the inputs, and replacing a file the command did not make.
+
+    `provenance` is the JSON written beside `image`. Files it made itself (an image with this
+    pipeline's provenance beside it) may be replaced; any other existing file only with `overwrite`.
+    """
+    try:
+        format_for(image)
+    except ImageError as exc:
+        raise OutputRefusedError(str(exc)) from None
+    if image.is_dir():
+        raise OutputRefusedError(f"{image} is a folder; give the output image's file name, e.g. {image / 'out.png'}")
+    for written in (image, provenance):
+        for source in inputs:
+            if _same_file(written, source):
+                raise OutputRefusedError(f"{written} is also an input ({source}); the input would be replaced: "
+                                         "give another output name")
+    existing = [path for path in (image, provenance) if path.exists()]
+    if existing and not overwrite and not _made_by_stylize(image, provenance):
+        raise OutputRefusedError(f"{_names([str(p) for p in existing])} already exist(s) and were not made by "
+                                 "nst stylize; give another output name, or --overwrite to replace them")
+
+
+# ---- helpers ------------------------------------------------------------------------------
+def _check_local_folder(root: Path) -> None:
+    """Roots, the home folder and system folders are refused whatever they hold."""
+    if root.parent == root:
+        raise OutputRefusedError(f"output {root} is a filesystem root; give a folder of its own, e.g. ./out/<name>")
+    if root == _home():
+        raise OutputRefusedError(f"output {root} is your home folder; give a folder of its own inside it, "
+                                 f"e.g. {root / 'nst-out'}")
+    for folder in SYSTEM_FOLDERS:
+        if root in _spellings(folder):
+            raise OutputRefusedError(f"output {root} is a system folder; give a folder of its own inside it "
+                                     f"or elsewhere, e.g. {root / 'nst-out'}")
+    for tree in SYSTEM_TREES:
+        if any(root == top or top in root.parents for top in _spellings(tree)):
+            raise OutputRefusedError(f"output {root} is inside the system folder {tree}; give a folder in your "
+                                     "own space, e.g. ./out/<name>")
+    if root.exists() and not root.is_dir():
+        raise OutputRefusedError(f"output {root} is a file; give a folder")
+
+
+def _spellings(folder: str) -> set[Path]:
+    """A system folder as written and as it resolves (/etc is /private/etc on macOS)."""
+    path = Path(folder)
+    return {path, path.resolve()}
+
+
+def _home() -> Path | None:
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        return None
+
+
+def _top_entries(storage: Storage) -> list[str]:
+    """What a location holds: a local folder's top-level names (not a walk of a big tree), or
+    an object store's keys."""
+    if isinstance(storage, LocalStorage):
+        try:
+            with os.scandir(storage.root) as found:
+                return sorted(entry.name for entry in found)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise OutputRefusedError(f"output {storage.root} cannot be listed ({exc.strerror or exc})") from None
+    try:
+        return storage.list("")
+    except StorageError as exc:
+        raise OutputRefusedError(f"output {storage.uri} cannot be listed: {exc}") from None
+
+
+def _names(entries: Sequence[str]) -> str:
+    shown = ", ".join(entries[:_SHOWN_ENTRIES])
+    return shown + (f" and {len(entries) - _SHOWN_ENTRIES} more" if len(entries) > _SHOWN_ENTRIES else "")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same file on disk (hard links, case-insensitive file systems) or the same resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def _made_by_stylize(image: Path, provenance: Path) -> bool:
+    """An image with this pipeline's provenance record beside it (build_provenance's keys)."""
+    if not (image.is_file() and provenance.is_file()):
+        return False
+    try:
+        record = json.loads(provenance.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"fingerprint", "config_fingerprint", "config", "versions"} <= set(record)
+
+
+__all__ = ["OUTPUT_MARKER", "OutputRefusedError", "check_output_location", "check_stylize_output", "claim_output",
+           "is_pipeline_output"]
