@@ -1,0 +1,27 @@
+"""Text from users (file names, ids, failure reasons) made inert in markdown the Prefect UI renders.
+
+The UI renders markdown artifacts with raw HTML allowed: a file named `<img src=x onerror=...>.png`
+became a real <img>, and `[x](javascript:...)` a real link. HTML-significant characters become
+entities and markdown punctuation is backslash-escaped, so the text shows exactly as written.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~=])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as literal markdown: no HTML, no links, no emphasis, no table cells broken."""
+    escaped = "".join(_HTML.get(ch, ch) for ch in str(text))
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", escaped)
+    return " ".join(escaped.splitlines())  # a newline would end a table row or a list item
+
+
+def markdown_link(label: str, url: str) -> str:
+    """A link whose label is literal text and whose target may only be http(s), file or data."""
+    if not re.match(r"^(https?|file|data):", url):
+        return markdown_text(label)
+    return f"[{markdown_text(label)}](<{url.replace('>', '%3E').replace(' ', '%20')}>)"
