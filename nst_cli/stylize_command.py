@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from nst_cli.engine_flags import add_engine_flags, engine_config_from_args
 from nst_engine import EngineConfig, ImageError, ProgressEvent, load_image, stylize
-from nst_engine.images import fit_size, save_image, write_atomic
+from nst_engine.files import write_atomic
+from nst_engine.images import fit_size, save_image
 from nst_engine.optimize import MIN_SIDE
 from nst_engine.provenance import build_provenance, sha256_bytes
 from tasks.output_guard import check_stylize_output

@@ -6,7 +6,6 @@ import contextlib
 import io
 import os
 import re
-import secrets
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +14,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from nst_engine.errors import ImageError
+from nst_engine.files import write_atomic
 
 # Decompression-bomb guard: a 20k x 20k PNG is a few kB on disk and 1.6 GB decoded.
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -183,31 +183,3 @@ def format_for(path: str | os.PathLike[str]) -> str:
 def save_image(image: Image.Image, path: str | os.PathLike[str], quality: int = 95) -> None:
     """Write atomically (temp file, then rename): a crash never leaves half an image."""
     write_atomic(Path(path), encode_image(image, format_for(path), quality))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, then rename it into place: readers see all or nothing.
-
-    The temp file is created with mode 0o666 less the umask, like any file a program makes
-    (mkstemp's 0o600 survived the rename: a gallery meant to be served could not be read).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _create_temp(path: Path) -> tuple[int, Path]:
-    """A new, exclusive temp file beside `path`; the kernel applies the umask to its mode."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    while True:  # a 64-bit random name collides only with a leftover of the same name
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue

@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 
 from nst_engine.errors import EngineError
+from nst_engine.files import write_atomic
 from nst_engine.losses import gram_matrix
 from nst_engine.vgg import VGGFeatures
 
@@ -53,8 +54,6 @@ class StyleTargets:
         return cls(dict(grams), dict(meta))
 
     def save(self, path: str | Path) -> None:
-        from nst_engine.images import write_atomic
-
         write_atomic(Path(path), self.to_bytes())
 
     @classmethod

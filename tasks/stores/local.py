@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Mapping
 
-from nst_engine.images import write_atomic
+from nst_engine.files import write_atomic
 from tasks.stores.base import StorageError, check_key
 
 

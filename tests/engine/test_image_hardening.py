@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from nst_engine.errors import ImageError
-from nst_engine.images import decoding, fit_size, image_size, load_image, write_atomic
+from nst_engine.files import write_atomic
+from nst_engine.images import decoding, fit_size, image_size, load_image
 from tests.hostile_images import decompression_bomb_png, grey_ramp, thin_strip_png, tiff16_big_endian, truncated_jpeg
 
 
