@@ -263,22 +263,29 @@ def _coerce(raw: Any, hint: Any) -> Any:
             raise ValueError(f"expected a whole number, got {_show(raw)}")
         return int(raw)
     if hint is float:
-        if isinstance(raw, str):  # YAML 1.1 reads `1e3` as a string
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ValueError(f"expected a number, got {_show(raw)}") from None
-            if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {_show(raw)}")
-            return value
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise ValueError(f"expected a number, got {_show(raw)}")
-        return float(raw)
+        value = finite_number(raw)
+        if value is None:
+            raise ValueError(f"expected a finite number, got {_show(raw)}")
+        return value
     if hint is str:
         if not isinstance(raw, str):
             raise ValueError(f"expected text, got {_kind(raw)} {_show(raw)}")
         return raw
     raise ValueError(f"unsupported setting type {hint}")  # pragma: no cover - config bug
+
+
+def finite_number(raw: Any) -> float | None:
+    """A finite float from a config or YAML value (YAML 1.1 reads `1e3` as text), else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = float(raw)
+        except ValueError:
+            return None
+    if not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        return None
+    return float(raw)
 
 
 __all__ = ["EngineConfig", "ENGINE_VERSION", "STYLE_LAYERS", "CONTENT_LAYERS"]

@@ -208,17 +208,10 @@ def _quote_hint(value: Any) -> str:
 
 
 def _number(value: Any) -> float | None:
-    """A finite float from YAML (which reads `1e3` as text), or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    """A finite float, or None (nst_engine's rule; imported here because nst_engine imports torch)."""
+    from nst_engine.config import finite_number
+
+    return finite_number(value)
 
 
 class _Checker:
