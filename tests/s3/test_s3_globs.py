@@ -175,8 +175,8 @@ def test_rerun_into_a_prefix_written_with_double_slashes_skips_what_it_wrote(pre
     assert report["counts"]["done"] == 1 and report["output"] == f"s3://{bucket}/a/b"
     state, report = run_manifest(f"s3://{bucket}/m.yaml")
     assert report["counts"] == {"done": 0, "skipped": 1, "failed": 0}
-    assert "a/b/results/p--s.png" in _objects(s3_env, bucket, "a/b/")
-    assert not _objects(s3_env, bucket, "a//")
+    assert "results/p--s.png" in _objects(s3_env, bucket, "a/b/")
+    assert not [key for key in _objects(s3_env, bucket, "") if "//" in key]
 
 
 def _objects(server, bucket: str, prefix: str) -> dict[str, dict]:
