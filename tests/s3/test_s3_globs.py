@@ -183,3 +183,30 @@ def _objects(server, bucket: str, prefix: str) -> dict[str, dict]:
     pages = server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return {item["Key"][len(prefix):] if prefix else item["Key"]: item for page in pages
             for item in page.get("Contents", [])}
+
+
+def test_the_nightly_example_manifest_and_deployment_work_against_s3(s3_env, capsys):
+    import yaml
+
+    from deployments.manifest_deployment import EXAMPLE_CRON, REPO_ROOT
+
+    client = s3_env.client()
+    for name in ("photos", "gallery"):
+        try:
+            client.create_bucket(Bucket=name)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    for key, body in (("incoming/IMG_0001.jpg", _png(1)), ("incoming/IMG_0002.png", _png(2)),
+                      ("incoming/IMG_0002.json", b"{}"), ("styles/starry.jpg", _png(3, "style"))):
+        client.put_object(Bucket="photos", Key=key, Body=body)
+    client.put_object(Bucket="photos", Key="jobs/nightly.yaml",
+                      Body=(REPO_ROOT / "deployments" / "nightly-s3.manifest.yaml").read_bytes())
+    uri = "s3://photos/jobs/nightly.yaml"
+
+    assert main(["validate", uri]) == 0
+    assert "ok (2 contents, 1 styles, 2 pairs)" in capsys.readouterr().out
+    assert main(["run", uri, "--dry-run", "--weights", "random"]) == 0
+    assert "todo: 2, skipped: 0" in capsys.readouterr().out
+    (entry,) = yaml.safe_load((REPO_ROOT / "deployments" / "nightly-s3.yaml").read_text())["deployments"]
+    assert entry["parameters"]["manifest_uri"] == uri and entry["schedules"][0]["cron"] == EXAMPLE_CRON
+    assert RunOptions.from_parameters(entry["parameters"]["options"]).gpu_limit == "nst-gpu"
