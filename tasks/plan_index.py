@@ -56,8 +56,10 @@ def _same(entry: dict[str, Any], info: ObjectInfo) -> bool:
 class PlanIndex:
     """input URI -> KnownInput and result pair -> fingerprint, each under the identity it was read at."""
 
-    def __init__(self, store: Storage | None, key: str, data: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: Storage | None, key: str, data: dict[str, Any] | None = None,
+                 loaded: ObjectInfo | None = None) -> None:
         self.store, self.key = store, key
+        self.loaded = loaded  # the stored index this one was read from, if any
         data = data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else {}
         self.inputs: dict[str, dict[str, Any]] = dict(data.get("inputs") or {})
         self.results: dict[str, dict[str, Any]] = dict(data.get("results") or {})
@@ -75,7 +77,7 @@ class PlanIndex:
         except StorageError as exc:
             log.warning("no plan index (%s): planning reads every input", exc)
             return cls(None, key)
-        return cls(store, key, _load(store, key))
+        return cls(store, key, *_load(store, key))
 
     @classmethod
     def empty(cls) -> "PlanIndex":
@@ -123,7 +125,13 @@ class PlanIndex:
         keeping either is safe). A failed write is logged: the index is only a shortcut."""
         if self.store is None or not self.changed:
             return
-        stored = PlanIndex(None, self.key, _load(self.store, self.key))
+        try:  # a HEAD: the stored index is read again only when another run replaced it meanwhile
+            current: ObjectInfo | None = self.store.stat(self.key)
+        except StorageError:
+            current = None
+        unchanged = current == self.loaded if current is None or self.loaded is None else \
+            (current.version, current.size) == (self.loaded.version, self.loaded.size)
+        stored = PlanIndex(None, self.key) if unchanged else PlanIndex(None, self.key, *_load(self.store, self.key))
         for table in ("inputs", "results"):
             ours, theirs = getattr(self, table), getattr(stored, table)
             decided = self._recorded[table] | self._forgotten[table]
@@ -135,12 +143,15 @@ class PlanIndex:
             self.store.write(self.key, gzip.compress(json.dumps(data, separators=(",", ":")).encode(), mtime=0),
                              content_type="application/gzip")
             self.changed = False
+            self.loaded = self.store.stat(self.key)  # a second save in this run (after the batches)
         except StorageError as exc:
             log.warning("could not save the plan index: %s", exc)
 
 
-def _load(store: Storage, key: str) -> dict[str, Any] | None:
+def _load(store: Storage, key: str) -> tuple[dict[str, Any] | None, ObjectInfo | None]:
+    """The stored index and the version read; (None, None) when missing or not what we write."""
     try:
-        return json.loads(gzip.decompress(store.read(key)))
+        data, info = store.read_versioned(key)
+        return json.loads(gzip.decompress(data)), info
     except (StorageError, OSError, ValueError):  # missing, or not what we wrote: start afresh
-        return None
+        return None, None

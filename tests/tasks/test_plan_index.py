@@ -80,3 +80,18 @@ def test_without_an_index_results_are_still_found_done_by_reading_their_provenan
     # A provenance that no longer matches (another config wrote it) is not trusted from the index.
     output.write("results/c--s.json", json.dumps({"fingerprint": "0" * 64}).encode())
     assert [j.name for j in build_plan(manifest, output).todo] == ["c--s"]
+
+
+def test_two_runs_saving_the_index_at_once_keep_each_others_entries(tmp_path: Path):
+    from tasks.plan_index import KnownInput, PlanIndex
+    from tasks.stores import ObjectInfo
+
+    one, two = (PlanIndex.open(str(tmp_path / "cache"), "s3://b/out") for _ in range(2))
+    one.record_input("s3://b/a.jpg", ObjectInfo("a.jpg", 10, "etag-a"), KnownInput("a" * 64, (4, 3)))
+    two.record_result("x--y", ObjectInfo("results/x--y.json", 99, "etag-p"), "f" * 64)
+    one.save()
+    two.save()  # the stored index changed since `two` read it: merged, not overwritten
+    merged = PlanIndex.open(str(tmp_path / "cache"), "s3://b/out")
+    assert merged.input("s3://b/a.jpg", ObjectInfo("a.jpg", 10, "etag-a")) == KnownInput("a" * 64, (4, 3))
+    assert merged.input("s3://b/a.jpg", ObjectInfo("a.jpg", 10, "etag-new")) is None  # new bytes: unknown
+    assert merged.fingerprint("x--y", ObjectInfo("results/x--y.json", 99, "etag-p")) == "f" * 64
