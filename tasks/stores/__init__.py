@@ -91,11 +91,7 @@ def join(base: str, relative: str) -> str:
     key = posixpath.normpath(posixpath.join(posixpath.dirname(prefix), relative))
     if key == ".." or key.startswith("../"):
         raise StorageError(f"{relative!r} climbs out of {root} (from {base})")
-    return f"{root}/{key.lstrip('./') if key == '.' else key}"
-
-
-def has_glob(location: str) -> bool:
-    return GLOB_CHARS.search(location) is not None
+    return root if key == "." else f"{root}/{key}"
 
 
 def glob_objects(pattern: str) -> list[tuple[str, ObjectInfo]]:
@@ -154,5 +150,5 @@ def absolute(location: str, base_dir: Path | str) -> str:
 
 
 __all__ = ["BACKENDS", "GLOB_CHARS", "ObjectInfo", "Storage", "StorageError", "absolute", "glob_objects",
-           "glob_regex", "has_glob", "is_local", "join", "object_stem", "open_storage", "parent_of", "read_json",
+           "glob_regex", "is_local", "join", "object_stem", "open_storage", "parent_of", "read_json",
            "read_uri", "scheme_of", "split_object", "stat_uri", "supported_schemes", "write_json"]

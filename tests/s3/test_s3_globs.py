@@ -188,7 +188,7 @@ def _objects(server, bucket: str, prefix: str) -> dict[str, dict]:
 def test_the_nightly_example_manifest_and_deployment_work_against_s3(s3_env, capsys):
     import yaml
 
-    from deployments.manifest_deployment import EXAMPLE_CRON, REPO_ROOT
+    from deployments.manifest_deployment import EXAMPLE_CRON, REPO_ROOT, flow_parameters
 
     client = s3_env.client()
     for name in ("photos", "gallery"):
@@ -210,3 +210,4 @@ def test_the_nightly_example_manifest_and_deployment_work_against_s3(s3_env, cap
     (entry,) = yaml.safe_load((REPO_ROOT / "deployments" / "nightly-s3.yaml").read_text())["deployments"]
     assert entry["parameters"]["manifest_uri"] == uri and entry["schedules"][0]["cron"] == EXAMPLE_CRON
     assert RunOptions.from_parameters(entry["parameters"]["options"]).gpu_limit == "nst-gpu"
+    assert flow_parameters(uri, RunOptions())["manifest_uri"] == uri  # `nst deploy s3://...` keeps the URI
