@@ -12,7 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.run_steps import compute_styles, finish, open_run, planned_outcomes, run_batches
 from tasks.layout import REPORT_KEY
 from tasks.options import RunOptions
-from tasks.plan import build_plan
+from tasks.plan import build_plan, record_results
 from tasks.shards import runner_identity, shard_report_key, shard_selector
 from tasks.stores import absolute
 
@@ -37,6 +37,7 @@ def stylize_manifest(manifest_uri: str, options: RunOptions = RunOptions()) -> S
     styles = compute_styles(plan, run, options)
     label = f"{run.manifest.name}-shard-{shard.replace('/', '-of-')}" if shard else run.manifest.name
     done, task_runs = run_batches(plan, run, options, styles, progress_label=label)
+    record_results(plan, run.storage, done)  # so the next run's plan need not read their provenance
 
     stats: dict[str, Any] = {"style_targets": styles.to_dict(), "task_runs": len(plan.style_jobs) + task_runs,
                              "output": run.storage.uri, "cache": run.cache_uri}

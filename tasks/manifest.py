@@ -15,13 +15,14 @@ import math
 import os
 import re
 import reprlib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Mapping
 
 from tasks.manifest_yaml import YamlError, read_yaml
 
-from tasks.stores import object_stem, scheme_of, uri_problem
+from tasks.stores import (BACKENDS, GLOB_CHARS, ObjectInfo, StorageError, glob_objects, join, object_stem,
+                          parent_of, read_uri, scheme_of, split_object, supported_schemes, uri_problem)
 
 if TYPE_CHECKING:
     from nst_engine.config import EngineConfig
@@ -36,7 +37,9 @@ PAIR_KEYS = ("content", "style", "engine")
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # A run name: the same characters, not starting with '.'.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-GLOB_CHARS = re.compile(r"[*?\[]")
+# What a glob over an object-store prefix picks up: prefixes often hold other things too
+# (markers, sidecar JSON, thumbnails in other formats), so only image names are inputs.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 _SHOWN_IDS = 10  # how many known ids an "unknown id" message lists
 _SHOWN_PROBLEMS = 100  # how many problems str(ManifestError) lists; .problems holds them all
 
@@ -106,14 +109,17 @@ class Manifest:
     styles: tuple[ImageRef, ...]
     engine: EngineConfig  # top-level config
     pairs: tuple[PairSpec, ...]  # expanded; `pairs: all` is every content x style, content-major
+    # What the listing of each object-store glob said about the objects it matched (size and
+    # ETag), by URI: planning takes their identity from here instead of asking again.
+    listed: Mapping[str, ObjectInfo] = field(default_factory=dict, compare=False, repr=False)
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate a manifest file; raise ManifestError listing every problem."""
+    """Read and validate a manifest file or object (s3://bucket/m.yaml); raise ManifestError
+    listing every problem. Relative paths inside resolve against its folder or prefix."""
     source = str(path)
     if scheme_of(source) is not None:
-        raise ManifestError(source, [Problem("(file)", "manifests are read from local files only; "
-                                                       "download it and pass the local path")])
+        return _load_object_manifest(source)
     try:
         file = Path(source).expanduser()
     except RuntimeError as exc:  # '~user' that does not exist
@@ -135,8 +141,25 @@ def load_manifest(path: str | Path) -> Manifest:
     return parse_manifest(text, base_dir=file.absolute().parent, source=source)
 
 
-def parse_manifest(text: str, *, base_dir: Path, source: str) -> Manifest:
-    """Parse and validate manifest text; relative paths resolve against `base_dir`.
+def _load_object_manifest(source: str) -> Manifest:
+    if scheme_of(source) not in BACKENDS:
+        raise ManifestError(source, [Problem("(file)", f"only local files and {supported_schemes()} URIs "
+                                                       "can be read")])
+    try:
+        data = read_uri(source)
+    except StorageError as exc:
+        raise ManifestError(source, [Problem("(file)", f"cannot read the manifest: {exc.detail}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(source, [Problem("(file)", f"is not UTF-8 text ({exc.reason} at byte "
+                                                       f"{exc.start}); is this the manifest?")]) from None
+    return parse_manifest(text, base_dir=parent_of(source), source=source)
+
+
+def parse_manifest(text: str, *, base_dir: Path | str, source: str) -> Manifest:
+    """Parse and validate manifest text; relative paths resolve against `base_dir` (a folder,
+    or an object prefix such as s3://bucket/jobs).
 
     Raises ManifestError with every problem found.
     """
@@ -146,13 +169,13 @@ def parse_manifest(text: str, *, base_dir: Path, source: str) -> Manifest:
         raise ManifestError(source, [Problem("(yaml)", str(exc))]) from None
     from nst_engine.config import EngineConfig  # here, not at import time: nst_engine imports torch
 
-    checker = _Checker(Path(base_dir), EngineConfig)
+    checker = _Checker(base_dir, EngineConfig)
     for message in duplicates:  # reported with every other problem, not alone
         checker.fail("(yaml)", message)
     manifest = checker.manifest(data, source)
     if checker.problems or manifest is None:
         raise ManifestError(source, checker.problems)
-    return manifest
+    return dataclasses.replace(manifest, listed=checker.listed)
 
 
 def with_engine_changes(manifest: Manifest, **changes: Any) -> Manifest:
@@ -217,10 +240,13 @@ def _number(value: Any) -> float | None:
 class _Checker:
     """Walks the parsed YAML, building records and collecting problems."""
 
-    def __init__(self, base_dir: Path, engine_type: type[EngineConfig]) -> None:
-        self.base_dir = base_dir
+    def __init__(self, base_dir: Path | str, engine_type: type[EngineConfig]) -> None:
+        remote = scheme_of(str(base_dir)) is not None
+        self.remote_base = str(base_dir) if remote else None  # a manifest read from an object store
+        self.base_dir = Path.cwd() if remote else Path(base_dir)
         self.engine_type = engine_type
         self.problems: list[Problem] = []
+        self.listed: dict[str, ObjectInfo] = {}
         self._engine_memo: dict[tuple[int, str], tuple[EngineConfig, EngineConfig]] = {}
 
     def fail(self, field: str, message: str) -> None:
@@ -241,7 +267,7 @@ class _Checker:
         name = self.name(data.get("name"))
         output_value = data.get("output")
         if output_value is None:
-            output = str(self.local(f"out/{name}") or "")
+            output = self.resolve(f"out/{name}") or ""
         else:
             output = self.location(output_value, "output")
         cache = None if data.get("cache") is None else self.location(data["cache"], "cache")
@@ -276,6 +302,21 @@ class _Checker:
         return "run"
 
     # ---- locations ------------------------------------------------------------------------
+    def resolve(self, value: str, field: str | None = None) -> str | None:
+        """`value` as an absolute location: URIs as given; a relative path against the manifest's
+        folder, or its prefix when the manifest itself is on an object store."""
+        if scheme_of(value) is not None:
+            return value
+        if self.remote_base is not None and not value.startswith(("/", "~")):
+            try:
+                return join(self.remote_base, value)
+            except StorageError as exc:
+                if field:
+                    self.fail(field, str(exc))
+                return None
+        path = self.local(value, field)
+        return None if path is None else str(path)
+
     def local(self, value: str, field: str | None = None) -> Path | None:
         """An absolute local path for `value` (~ expanded, relative to the manifest folder)."""
         try:
@@ -294,15 +335,16 @@ class _Checker:
         if not value.strip():
             self.fail(field, "is empty; give a local folder or an s3://bucket/prefix URI, or leave it out")
             return ""
-        if scheme_of(value) is not None:
-            problem = uri_problem(value, _show(value), want="folder")
+        resolved = self.resolve(value, field)
+        if resolved is None:
+            return ""
+        if scheme_of(resolved) is not None:
+            problem = uri_problem(resolved, _show(value), want="folder")
             if problem:
                 self.fail(field, problem)
                 return ""
-            return value
-        path = self.local(value, field)
-        if path is None:
-            return ""
+            return resolved
+        path = Path(resolved)
         if path.is_file():
             self.fail(field, f"{_show(value)} is a file ({path}); give a folder")
         return str(path.resolve())
@@ -315,16 +357,18 @@ class _Checker:
         if not value.strip():
             self.fail(field, "is empty; give a file path, glob or s3:// URI")
             return None
-        scheme = scheme_of(value)
+        resolved = self.resolve(value, field)
+        if resolved is None:
+            return None
+        scheme = scheme_of(resolved)
         if scheme is not None:
-            problem = uri_problem(value, _show(value), want="object")
+            problem = uri_problem(resolved, _show(value), want="object")
             if problem:
                 self.fail(field, problem)
                 return None
-            if GLOB_CHARS.search(value):
-                self.fail(field, f"{_show(value)}: globs are not expanded for {scheme}:// URIs; list each object")
-                return None
-            return [value]
+            if GLOB_CHARS.search(split_object(resolved)[1]):
+                return self.object_glob(value, resolved, field)
+            return [resolved]
         path = self.local(value, field)
         if path is None:
             return None
@@ -345,6 +389,23 @@ class _Checker:
         else:
             self.fail(field, f"no such file {_show(value)} (looked in {path.parent})")
         return None
+
+    def object_glob(self, value: str, pattern: str, field: str) -> list[str] | None:
+        """The image objects a glob over an object-store prefix matches (one paginated listing)."""
+        where = value if value == pattern else f"{value} ({pattern})"
+        try:
+            matches = glob_objects(pattern)
+        except StorageError as exc:
+            self.fail(field, f"cannot list the glob {where!r}: {exc.detail}")
+            return None
+        images = [(uri, info) for uri, info in matches if PurePosixPath(info.key).suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            others = f" ({len(matches)} matched, none an image)" if matches else ""
+            self.fail(field, f"the glob {where!r} matches no image{others}; images are named "
+                             f"{', '.join('*' + s for s in IMAGE_SUFFIXES)}")
+            return None
+        self.listed.update(images)
+        return [uri for uri, _ in images]
 
     # ---- contents and styles --------------------------------------------------------------
     def images(self, value: Any, field: str, keys: tuple[str, ...]) -> tuple[tuple[ImageRef, ...], set[str]]:
@@ -510,6 +571,9 @@ class _Checker:
             return value
         if not value:
             return value  # EngineConfig reports the empty value
+        resolved = self.resolve(value, field)
+        if resolved is not None and scheme_of(resolved) is not None:  # relative, in a manifest on S3
+            return resolved
         path = self.local(value, field)
         if path is None:
             return value

@@ -3,11 +3,12 @@ and how to group pairs into batches. Pure functions: no Prefect, no GPU."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from nst_engine import EngineConfig
 from nst_engine.errors import ImageError
@@ -15,10 +16,11 @@ from nst_engine.images import fit_size, image_size
 from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
 from tasks import layout
-from tasks.layout import PairOutcome
+from tasks.layout import DONE, PairOutcome
 from tasks.manifest import ImageRef, Manifest
-from tasks.stores import Storage, StorageError, read_json, read_uri
-from tasks.style_cache import style_key
+from tasks.plan_index import KnownInput, PlanIndex
+from tasks.stores import ObjectInfo, Storage, StorageError, read_uri, stat_uri
+from tasks.style_cache import cache_location, style_key
 from tasks.weights import local_weights
 
 # Prefect's server ingests ~13-16 task runs/s (DESIGN.md): keep one flow run under this many.
@@ -33,6 +35,8 @@ class InputInfo:
     sha256: str = ""
     size: tuple[int, int] = (0, 0)  # upright width, height
     error: str = ""
+    identity: ObjectInfo | None = None  # size and version (ETag; inode, mtime, ctime) when known
+    read: bool = True  # False: sha256 and size came from the plan index, no byte was read
 
 
 @dataclass(frozen=True)
@@ -97,12 +101,14 @@ class Plan:
     style_jobs: list[StyleJob]
     batches: list[list[PairJob]]
     cached_styles: set[str]
+    index: PlanIndex = field(default_factory=PlanIndex.empty, repr=False)
+    inputs_read: int = 0  # inputs whose bytes planning read (new or changed since the index saw them)
 
     def summary(self) -> dict[str, int]:
         return {"pairs": len(self.todo) + len(self.skipped) + len(self.failed), "todo": len(self.todo),
                 "skipped": len(self.skipped), "failed_inputs": len(self.failed),
                 "style_targets": len(self.style_jobs), "style_targets_cached": len(self.cached_styles),
-                "batches": len(self.batches)}
+                "batches": len(self.batches), "inputs_read": self.inputs_read}
 
 
 def inspect_input(uri: str) -> InputInfo:
@@ -128,6 +134,32 @@ def check_working_sizes(config: EngineConfig, content: tuple[str, tuple[int, int
             fit_size(size, style_side(config, scale), MIN_SIDE, name=uri)
 
 
+def inspect_inputs(uris: Iterable[str], listed: Mapping[str, ObjectInfo], index: PlanIndex) -> dict[str, InputInfo]:
+    """Each input's InputInfo, reading only the bytes of inputs the index does not know under
+    their current identity (from the manifest's glob listing, else os.stat or a HEAD request).
+
+    The identity is taken before the bytes are read: if the object changes in between, the
+    index holds the new hash under the old identity, which the next run no longer sees: it reads
+    again. Failed inputs are not remembered (read again next run, with the reason).
+    """
+    infos: dict[str, InputInfo] = {}
+    for uri in uris:
+        try:
+            identity = listed.get(uri) or stat_uri(uri)
+        except StorageError:
+            infos[uri] = inspect_input(uri)  # the read names what is wrong (missing, forbidden, ...)
+            continue
+        known = index.input(uri, identity)
+        if known is not None:
+            infos[uri] = InputInfo(uri, known.sha256, known.size, identity=identity, read=False)
+            continue
+        info = dataclasses.replace(inspect_input(uri), identity=identity)
+        if not info.error:
+            index.record_input(uri, identity, KnownInput(info.sha256, info.size))
+        infos[uri] = info
+    return infos
+
+
 def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequence[str],
                      blend: Sequence[float], weights_id: str) -> str:
     """Identity of one result: settings, input bytes and weights. Equal -> the result is done."""
@@ -138,11 +170,15 @@ def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequenc
 
 def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only: Iterable[str] | None = None,
                batch_size: int = 4, cached: Callable[[str], bool] | None = None,
-               select: Callable[[str, str], bool] | None = None) -> Plan:
-    """Decide what a run does. Reads every input once; touches no GPU.
+               select: Callable[[str, str], bool] | None = None, index: PlanIndex | None = None) -> Plan:
+    """Decide what a run does; touches no GPU.
 
+    Requests scale with what changed: one listing of results/, one read of the plan index
+    (default: the one for this output in the manifest's style cache, tasks/plan_index.py), and
+    the bytes of inputs that are new or changed since the index saw them; a provenance file is
+    read only when the index does not know it. What was learned is saved back to the index.
     `select(content id, style id)` keeps only some pairs (a shard's, tasks/shards.py); the
-    inputs of the other pairs are not even read.
+    inputs of the other pairs are not even looked at.
     """
     wanted = set(only) if only else None
     contents = {ref.id: ref for ref in manifest.contents}
@@ -150,13 +186,17 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     pairs = [p for p in manifest.pairs if (wanted is None or p.content in wanted or p.style in wanted)
              and (select is None or select(p.content, p.style))]
     used = {contents[p.content].uris[0] for p in pairs} | {u for p in pairs for u in styles[p.style].uris}
-    infos = {uri: inspect_input(uri) for uri in sorted(used)}
+    if index is None:
+        index = PlanIndex.open(cache_location(manifest.cache), output.uri)
+    infos = inspect_inputs(sorted(used), manifest.listed, index)
 
     todo: list[PairJob] = []
     skipped: list[PairJob] = []
     failed: list[PairOutcome] = []
     style_jobs: dict[str, StyleJob] = {}
-    finished = set() if force else set(output.list(layout.RESULTS_PREFIX))  # one listing, not a read per pair
+    # One paginated listing of results/ (not a request per pair). The trailing '/' keeps
+    # results-old/ and the like out of it.
+    finished = {} if force else {o.key: o for o in output.list_objects(layout.RESULTS_PREFIX + "/")}
     weight_ids: dict[str, str] = {}  # s3:// weights cost a HEAD request: once per run
     for spec in pairs:
         content, style = contents[spec.content], styles[spec.style]
@@ -171,22 +211,62 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
             failed.append(PairOutcome.failed(spec.content, spec.style, "; ".join(errors)))
             continue
         job, jobs = _pair_job(spec.engine, content, style, infos, weight_ids)
-        if _is_done(job, output, finished):
+        if _is_done(job, output, finished, index):
             skipped.append(job)
             continue
         todo.append(job)
         for style_job in jobs:
             style_jobs.setdefault(style_job.key, style_job)
     cached_styles = {key for key in style_jobs if cached is not None and cached(key)}
-    return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, batch_size), cached_styles)
+    index.forget_except(inputs={u for ref in (*manifest.contents, *manifest.styles) for u in ref.uris},
+                        results=None if force else {layout.pair_name(*_pair_of(k)) for k in finished})
+    index.save()
+    return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, batch_size), cached_styles,
+                index, sum(1 for info in infos.values() if info.read))
 
 
-def _is_done(job: PairJob, output: Storage, finished: set[str]) -> bool:
-    """Done = the image is there and its provenance (written last) holds the same fingerprint."""
-    if job.provenance_key not in finished or job.image_key not in finished:
+def _pair_of(key: str) -> tuple[str, str]:
+    """'results/a--b.json' -> ('a', 'b')."""
+    name = key[len(layout.RESULTS_PREFIX) + 1:].rpartition(".")[0]
+    content, _, style = name.partition(layout.PAIR_SEPARATOR)
+    return content, style
+
+
+def _is_done(job: PairJob, output: Storage, finished: Mapping[str, ObjectInfo], index: PlanIndex) -> bool:
+    """Done = the image is there and its provenance (written last) holds the same fingerprint.
+
+    The provenance is read only when the index does not know it under its listed identity."""
+    provenance = finished.get(job.provenance_key)
+    if provenance is None or job.image_key not in finished:
         return False
-    record = read_json(output, job.provenance_key)
-    return isinstance(record, dict) and record.get("fingerprint") == job.fingerprint
+    fingerprint = index.fingerprint(job.name, provenance)
+    if fingerprint is None:
+        fingerprint = _read_fingerprint(output, job.name, job.provenance_key, index)
+    return fingerprint == job.fingerprint
+
+
+def _read_fingerprint(output: Storage, pair: str, key: str, index: PlanIndex) -> str | None:
+    """The fingerprint a provenance file holds, recorded under the version of the bytes read."""
+    try:
+        data, info = output.read_versioned(key)
+        record = json.loads(data)
+    except (StorageError, ValueError):
+        return None
+    fingerprint = record.get("fingerprint") if isinstance(record, dict) else None
+    if isinstance(fingerprint, str):
+        index.record_result(pair, info, fingerprint)
+        return fingerprint
+    return None
+
+
+def record_results(plan: Plan, output: Storage, outcomes: Iterable[PairOutcome]) -> None:
+    """After a run: remember the fingerprints of the results it wrote (one small read each), so
+    the next run's planning need not read their provenance; then save the index."""
+    for outcome in outcomes:
+        if outcome.status == DONE:
+            _read_fingerprint(output, outcome.name, layout.provenance_key(outcome.content, outcome.style),
+                              plan.index)
+    plan.index.save()
 
 
 def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: dict[str, InputInfo],
@@ -205,11 +285,18 @@ def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: d
             key = style_key(config, style_shas, blend, side, weights_id)
             jobs.append(StyleJob(key, style.id, style.uris, blend, side, config.style_layers, config.pooling,
                                  config.weights))
-    inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256},
-              "style": {"id": style.id, "uris": list(style.uris), "sha256": style_shas, "blend": list(blend)}}
+    inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256,
+                          **_identity(content_info)},
+              "style": {"id": style.id, "uris": list(style.uris), "sha256": style_shas, "blend": list(blend),
+                        "identities": [_identity(infos[u]) for u in style.uris]}}
     job = PairJob(content.id, style.id, content.uris[0], style.uris, blend, config, fingerprint,
                   tuple(j.key for j in jobs), inputs)
     return job, jobs
+
+
+def _identity(info: InputInfo) -> dict[str, object]:
+    """What provenance records of an input's identity beside its sha256: bytes and version."""
+    return {"bytes": info.identity.size, "version": info.identity.version} if info.identity else {}
 
 
 def make_batches(jobs: Sequence[PairJob], infos: dict[str, InputInfo], batch_size: int) -> list[list[PairJob]]:

@@ -10,11 +10,12 @@ Pillow not at all for code that only parses locations, like the manifest reader)
 from __future__ import annotations
 
 import importlib
+import posixpath
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tasks.stores.base import Storage, StorageError, read_json, write_json
+from tasks.stores.base import ObjectInfo, Storage, StorageError, read_json, write_json
 
 # scheme -> "module:class"; the class takes the URI of a root ("s3://bucket/prefix").
 BACKENDS: dict[str, str] = {"s3": "tasks.stores.s3:S3Storage"}
@@ -29,6 +30,7 @@ BUCKET_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 }
 LOCAL_BACKEND = "tasks.stores.local:LocalStorage"  # paths without a scheme
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 def scheme_of(location: str) -> str | None:
@@ -93,6 +95,74 @@ def read_uri(location: str) -> bytes:
     return open_storage(root).read(key)
 
 
+def stat_uri(location: str) -> ObjectInfo:
+    """One input's size and version without its bytes (os.stat, or a HEAD request)."""
+    root, key = split_object(location)
+    return open_storage(root).stat(key)
+
+
+def parent_of(location: str) -> str:
+    """The folder or prefix an object sits in: 's3://b/jobs/m.yaml' -> 's3://b/jobs'."""
+    if scheme_of(location) is None:
+        return str(Path(location).parent)
+    root, key = split_object(location)
+    folder = posixpath.dirname(key)
+    return f"{root}/{folder}" if folder else root
+
+
+def join(base: str, relative: str) -> str:
+    """`relative` (a '/'-separated path) resolved against a folder or an object prefix; '..' may
+    not climb out of the bucket."""
+    if scheme_of(base) is None:
+        return str(Path(base) / relative)
+    root, prefix = split_object(base.rstrip("/") + "/x")
+    key = posixpath.normpath(posixpath.join(posixpath.dirname(prefix), relative))
+    if key == ".." or key.startswith("../"):
+        raise StorageError(f"{relative!r} climbs out of {root} (from {base})")
+    return root if key == "." else f"{root}/{key}"
+
+
+def glob_objects(pattern: str) -> list[tuple[str, ObjectInfo]]:
+    """The objects an object-store glob matches, as (URI, info) sorted by key, from one paginated
+    listing of the literal prefix before the first wildcard. `*` and `?` stay within one path
+    segment, `[...]` is a character class, `**/` is any number of folders (as Python's glob)."""
+    root, key_pattern = split_object(pattern)
+    key_pattern = re.sub(r"/{2,}", "/", key_pattern)
+    first = GLOB_CHARS.search(key_pattern)
+    literal = key_pattern[:first.start()] if first else key_pattern
+    matcher = glob_regex(key_pattern)
+    return [(f"{root}/{info.key}", info) for info in open_storage(root).list_objects(literal)
+            if not info.key.endswith("/") and matcher.fullmatch(info.key)]
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A '/'-aware glob as a regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1:end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
 def object_stem(location: str) -> str:
     """The file name without its extension, for local paths and object keys alike."""
     return PurePosixPath(split_object(location)[1]).stem
@@ -107,6 +177,6 @@ def absolute(location: str, base_dir: Path | str) -> str:
     return str((path if path.is_absolute() else Path(base_dir) / path).resolve())
 
 
-__all__ = ["BACKENDS", "Storage", "StorageError", "absolute", "is_local", "object_stem",
-           "open_storage", "read_json", "read_uri", "scheme_of", "split_object", "supported_schemes",
-           "write_json"]
+__all__ = ["BACKENDS", "GLOB_CHARS", "ObjectInfo", "Storage", "StorageError", "absolute", "glob_objects",
+           "glob_regex", "is_local", "join", "object_stem", "open_storage", "parent_of", "read_json",
+           "read_uri", "scheme_of", "split_object", "stat_uri", "supported_schemes", "write_json"]

@@ -8,6 +8,7 @@ are found by URI scheme in tasks/stores/__init__.py.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol
 
@@ -22,6 +23,21 @@ class StorageError(Exception):
     def __init__(self, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.detail = detail or message
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as a listing or a stat sees it, without its bytes.
+
+    `version` changes whenever the bytes change: the ETag on S3; inode, mtime and ctime (ns)
+    for a local file (ctime cannot be set back by `touch` or `cp -p`, so a rewrite that keeps
+    the size and mtime still shows). Planning keys what it learned from an object's bytes on
+    (version, size) (tasks/plan_index.py).
+    """
+
+    key: str  # relative to the storage root
+    size: int  # bytes
+    version: str
 
 
 class Storage(Protocol):
@@ -40,6 +56,19 @@ class Storage(Protocol):
               metadata: Mapping[str, str] | None = None) -> None: ...
 
     def list(self, prefix: str = "") -> list[str]: ...
+
+    def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Every object whose key starts with `prefix` (a plain string prefix, as S3 lists: end it
+        with '/' for a folder), sorted by key: one paginated listing, no object read."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo:
+        """The object's size and version without its bytes (a HEAD request on S3)."""
+        ...
+
+    def read_versioned(self, key: str) -> tuple[bytes, ObjectInfo]:
+        """The bytes and the version of exactly those bytes (one GET; fstat of the open file)."""
+        ...
 
     def url(self, key: str) -> str: ...
 

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Mapping
 
 from nst_engine.files import write_atomic
-from tasks.stores.base import StorageError, check_key
+from tasks.stores.base import ObjectInfo, StorageError, check_key
+
+
+def _info(key: str, stat: os.stat_result) -> ObjectInfo:
+    # An atomic rename (how every writer here replaces a file) gives a new inode; ctime catches
+    # an in-place rewrite whose mtime was set back (cp -p, touch -d).
+    return ObjectInfo(key, stat.st_size, f"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_ctime_ns}")
 
 
 class LocalStorage:
@@ -44,15 +50,38 @@ class LocalStorage:
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
 
+    def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        folder = self._path(prefix.rpartition("/")[0]) if "/" in prefix else self.root
+        found = []
+        for path in (folder.rglob("*") if folder.is_dir() else ()):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                try:
+                    stat = path.stat()
+                except OSError:  # removed while listing
+                    continue
+                if os.path.isfile(path):
+                    found.append(_info(key, stat))
+        return sorted(found, key=lambda info: info.key)
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            return _info(key, self._path(key).stat())
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None
+
+    def read_versioned(self, key: str) -> tuple[bytes, ObjectInfo]:
+        try:
+            with open(self._path(key), "rb") as file:  # fstat and read the same inode
+                return file.read(), _info(key, os.fstat(file.fileno()))
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None
+
     def url(self, key: str) -> str:
         return self._path(key).as_uri()
 
     def version(self, key: str) -> str:
-        try:
-            stat = self._path(key).stat()
-        except OSError as exc:
-            raise StorageError(f"cannot stat {self._path(key)}: {exc.strerror or exc}") from None
-        return f"{stat.st_mtime_ns}-{stat.st_size}"
+        return self.stat(key).version
 
     def download(self, key: str, target: Path) -> None:
         temp = target.with_name(f".{target.name}.part")

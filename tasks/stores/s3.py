@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -22,9 +23,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from tasks.stores.base import StorageError, check_key
+from tasks.stores.base import ObjectInfo, StorageError, check_key
 
 SCHEME = "s3://"
+# 'a//b' is a legal, distinct key on AWS, but SeaweedFS (and other filer-backed stores) store it
+# as 'a/b' while a listing of the prefix 'a//b' finds nothing: a rerun would not see its own
+# results. Every key and prefix here is written with single slashes instead.
+_SLASHES = re.compile(r"/{2,}")
 
 MIB = 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
@@ -149,14 +154,18 @@ class S3Storage:
 
     def __init__(self, uri: str, client: Any = None, settings: S3Settings | None = None) -> None:
         self.bucket, prefix = split_uri(uri)
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        prefix = _SLASHES.sub("/", prefix).strip("/")
+        self.prefix = prefix + "/" if prefix else ""
         self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.settings = settings or S3Settings.from_env()
         self.client = client or s3_client(self.settings)
 
     def _key(self, key: str) -> str:
         check_key(key, self.uri)
-        return self.prefix + key
+        return self.prefix + _SLASHES.sub("/", key)
+
+    def _info(self, full_key: str, size: int, etag: str) -> ObjectInfo:
+        return ObjectInfo(full_key[len(self.prefix):], int(size), str(etag).strip('"'))
 
     def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
         detail = describe_error(exc)
@@ -193,15 +202,36 @@ class S3Storage:
             raise self._fail("write", key, exc) from None
 
     def list(self, prefix: str = "") -> list[str]:
-        keys = []
+        return [info.key for info in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """One ListObjectsV2 call per 1,000 keys (the paginator follows the continuation tokens)."""
+        found = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._key(prefix) if prefix else self.prefix)
             for page in pages:
-                keys += [item["Key"][len(self.prefix):] for item in page.get("Contents", [])]
+                found += [self._info(item["Key"], item["Size"], item["ETag"]) for item in page.get("Contents", [])
+                          if item["Key"].startswith(self.prefix)]
         except Exception as exc:  # noqa: BLE001
             raise self._fail("list", prefix or "(root)", exc) from None
-        return sorted(keys)
+        return sorted(found, key=lambda info: info.key)
+
+    def stat(self, key: str) -> ObjectInfo:
+        """One HEAD request; a missing object reads as 'cannot read ...: 404 ...'."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("read", key, exc) from None
+        return self._info(self._key(key), head["ContentLength"], head["ETag"])
+
+    def read_versioned(self, key: str) -> tuple[bytes, ObjectInfo]:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
+            data = response["Body"].read()
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("read", key, exc) from None
+        return data, self._info(self._key(key), len(data), response["ETag"])
 
     def url(self, key: str) -> str:
         """A presigned GET link (NST_S3_PRESIGN_SECONDS); the bucket can stay private."""
