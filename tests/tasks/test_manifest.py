@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -267,30 +266,29 @@ def test_load_manifest_reports_file_problems(tmp_path: Path) -> None:
     assert "line 3" in info.value.problems[0].message
 
 
-def test_one_hundred_by_one_hundred_expands_to_ten_thousand_pairs_quickly(tmp_path: Path) -> None:
+def test_one_hundred_by_one_hundred_expands_to_ten_thousand_pairs_sharing_one_config(tmp_path: Path) -> None:
     folder = tmp_path / "img"
     _files(folder, *(f"c{i:03d}.jpg" for i in range(100)), *(f"s{i:03d}.jpg" for i in range(100)))
     contents = "\n".join(f"  - {{id: c{i}, uri: img/c{i:03d}.jpg}}" for i in range(100))
     text = f"version: 1\nname: big\ncontents:\n{contents}\nstyles: [img/s*.jpg]\nengine: {{size: 128}}\n"
-    parse_manifest(text, base_dir=tmp_path, source="m.yaml")  # warm up (torch import in EngineConfig)
-    start = time.perf_counter()
     manifest = parse_manifest(text, base_dir=tmp_path, source="m.yaml")
-    elapsed = time.perf_counter() - start
-    assert len(manifest.pairs) == 10_000 and elapsed < 0.5, elapsed
+    # The work bound, without a timing assertion: every pair shares the one top-level config.
+    assert len(manifest.pairs) == 10_000 and len({id(p.engine) for p in manifest.pairs}) == 1
     assert (manifest.pairs[0].content, manifest.pairs[0].style) == ("c0", "s000")
     assert (manifest.pairs[101].content, manifest.pairs[101].style) == ("c1", "s001")
     assert manifest.pairs[-1].content == "c99" and manifest.pairs[-1].engine.size == 128
 
 
-def test_explicit_pairs_with_repeated_overrides_are_fast(tmp_path: Path) -> None:
+def test_explicit_pairs_with_repeated_overrides_share_one_config_each(tmp_path: Path) -> None:
     contents = "\n".join(f"  - s3://b/c{i}.jpg" for i in range(100))
     styles = "\n".join(f"  - s3://b/s{i}.jpg" for i in range(100))
     pairs = "\n".join(f"  - {{content: c{i}, style: s{j}, engine: {{iterations: {j % 3 + 1}}}}}"
                       for i in range(100) for j in range(100))
     text = f"version: 1\nname: big\ncontents:\n{contents}\nstyles:\n{styles}\npairs:\n{pairs}\n"
-    start = time.perf_counter()
     manifest = parse_manifest(text, base_dir=tmp_path, source="m.yaml")
-    assert len(manifest.pairs) == 10_000 and time.perf_counter() - start < 5  # most of it is YAML itself
+    # No timing assertion (it flaked on a loaded machine); the work bound is the memo below:
+    # 10,000 overrides build 3 EngineConfigs, not 10,000.
+    assert len(manifest.pairs) == 10_000
     assert [p.engine.iterations for p in manifest.pairs[:4]] == [1, 2, 3, 1]
     assert len({id(p.engine) for p in manifest.pairs}) == 3  # one config per distinct override
 
