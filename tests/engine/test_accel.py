@@ -13,7 +13,7 @@ from nst_engine import EngineConfig, ProgressEvent, stylize
 from nst_engine.accel import CUDA_AUTO_PRECISION, fast_paths, network_autocast, prepare, resolve_precision
 from nst_engine.errors import ConfigError
 from nst_engine.losses import gram_matrix
-from nst_engine.vgg import VGGFeatures, random_state
+from nst_engine.vgg import VGGFeatures, load_weights, random_state
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
@@ -93,3 +93,17 @@ def test_prepare_leaves_the_cpu_alone(cuda_flags: None) -> None:
     assert prepare(extractor, CPU, "auto") == "float32"
     assert extractor.features[0].weight.is_contiguous()
     assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+
+
+def test_a_channels_last_extractor_optimizes_like_a_contiguous_one(weights_file: Path, content_image: Image.Image,
+                                                                   style_image: Image.Image) -> None:
+    # What prepare() does on CUDA, run on the CPU: NHWC weights make NHWC activations, and the
+    # image's gradient must still come back contiguous for L-BFGS's .view(-1).
+    config = EngineConfig(size=48, iterations=8, weights=str(weights_file), device="cpu")
+    state, _ = load_weights(config.weights)
+    layers = set(config.content_layers) | set(config.style_layers)
+    nhwc = VGGFeatures(state, layers).to(memory_format=torch.channels_last)
+    assert nhwc(torch.rand(1, 3, 32, 32))["relu1_1"].is_contiguous(memory_format=torch.channels_last)
+    result = stylize([content_image], [[style_image]], config, extractor=nhwc)
+    reference = stylize([content_image], [[style_image]], config, extractor=VGGFeatures(state, layers))
+    assert abs(result.losses[0].total - reference.losses[0].total) < 0.01 * reference.losses[0].total
