@@ -141,7 +141,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--time-budget", type=float, default=170.0,
                         help="seconds for all timed rows; fewer iterations (scaled up) if they would not fit")
-    parser.add_argument("--quick", action="store_true", help="32 px, 2 iterations, no warm-up: checks the script, not the GPU")
+    parser.add_argument("--quick", action="store_true",
+                        help="32 px, 2 iterations, no warm-up: checks the script, not the GPU")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     args.command = " ".join(sys.argv[1:] if argv is None else argv)
