@@ -44,7 +44,7 @@ from PIL import Image
 
 from nst_engine import EngineConfig, accel, load_image, stylize
 from nst_engine.images import fit_size
-from nst_engine.memory import estimate
+from nst_engine.memory import choose_batch_size, estimate
 from nst_engine.optimize import MIN_SIDE, resolve_device, style_side, style_tensors
 from nst_engine.targets import StyleTargets, compute_style_targets
 from nst_engine.vgg import build_extractor
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         result.loss_vs_fp32 = _relative(result.loss, fp32.loss)
         results.append(result)
 
-    table = render(results, args, device, iterations, info.to_dict(), random_note, fastest)
+    fits = choose_batch_size(*runner.shape, base.replace(precision=fastest), device)
+    table = render(results, args, device, iterations, info.to_dict(), random_note, fastest, fits)
     print(table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "gpu_throughput.json").write_text(json.dumps({
         "device": device_name(device), "size": args.size, "iterations_target": args.iterations,
         "iterations_run": iterations, "weights": info.to_dict(), "fastest_within_1pct": fastest,
+        "memory_model_batch": fits,
         "cuda_auto_precision": accel.CUDA_AUTO_PRECISION, "torch": torch.__version__,
         "rows": [{**asdict(r.row), **{k: v for k, v in asdict(r).items() if k != "row"}} for r in results],
     }, indent=2))
@@ -224,7 +226,7 @@ def pick_precision(results: list[Measured]) -> str:
 
 
 def render(results: list[Measured], args: argparse.Namespace, device: torch.device, iterations: int,
-           weights: dict[str, Any], random_note: str | None, fastest: str) -> str:
+           weights: dict[str, Any], random_note: str | None, fastest: str, fits: int) -> str:
     lines = [f"## GPU throughput: {device_name(device)}", "",
              f"{args.size} px max side ({Path(args.content).name} x {Path(args.style).name}), "
              f"{args.iterations} L-BFGS iterations per image"
@@ -250,6 +252,8 @@ def render(results: list[Measured], args: argparse.Namespace, device: torch.devi
         verdict = "not a GPU: decides nothing"
     lines += ["", f"Fastest precision within {LOSS_TOLERANCE:.0%} of float32's final loss: **{fastest}** "
               f"(nst_engine.accel.CUDA_AUTO_PRECISION is {accel.CUDA_AUTO_PRECISION!r}: {verdict}).",
+              f"Memory model: {fits} images of this size fit in the memory free now, in {fastest} "
+              "(nst_engine.memory.choose_batch_size).",
               f"Command: `python -m benchmarks.gpu_throughput {args.command}`", ""]
     if device.type != "cuda":
         lines.insert(2, "_Not a GPU: the CUDA fast paths are not applied and the figures say nothing about a GPU._\n")

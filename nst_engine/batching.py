@@ -19,6 +19,7 @@ from PIL import Image
 
 from nst_engine import accel, images, memory
 from nst_engine.config import EngineConfig
+from nst_engine.errors import EngineError
 from nst_engine.optimize import (MIN_SIDE, Losses, ProgressCallback, StylizeResult, TargetsProvider,
                                  resolve_device, stylize)
 from nst_engine.vgg import VGGFeatures, WeightsInfo
@@ -70,6 +71,8 @@ def stylize_batched(contents: Sequence[Image.Image], styles: Sequence[Sequence[I
     caps the bytes this process may allocate on the device (`--gpu-memory`); `max_batch` caps
     the batch size whatever the memory allows.
     """
+    if len(contents) != len(styles) or not contents:
+        raise EngineError(f"need one style list per content image, got {len(contents)} and {len(styles)}")
     device = resolve_device(config.device)
     width, height = images.fit_size(contents[0].size, config.size, MIN_SIDE)
     limit = min(len(contents), max_batch or len(contents))

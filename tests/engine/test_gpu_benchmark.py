@@ -24,4 +24,5 @@ def test_the_quick_cpu_run_writes_the_whole_table(weights_file: Path, tmp_path: 
     assert data["rows"][0]["loss_vs_fp32"] == 0
     assert data["weights"]["kind"] == "file" and "RANDOM" not in table  # the given weights, said so
     assert "Not a GPU" in table and "decides nothing" in table
+    assert data["memory_model_batch"] >= 1 and f"Memory model: {data['memory_model_batch']} images" in table
     assert all(f"| {label} |" in table for label in labels)
