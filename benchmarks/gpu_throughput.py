@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                     base.style_layers)
     runner = Runner(extractor, content, style, targets, base, device, args.quick)
 
-    iterations = args.iterations
-    if device.type == "cuda" and not args.quick:
-        iterations = fit_iterations(runner, args, device)
+    iterations = args.iterations if args.quick else fit_iterations(runner, args, device)
     singles = [Row("single float32", "float32", 1), Row("single tf32", "tf32", 1),
                Row("single bfloat16", "bfloat16", 1), Row("single float16", "float16", 1),
                Row("bfloat16, no channels_last", "bfloat16", 1, channels_last=False),
@@ -212,7 +210,7 @@ def fit_iterations(runner: Runner, args: argparse.Namespace, device: torch.devic
     # plus the batches, and a warm-up per row.
     images = 6 + sum(args.batches)
     affordable = int(args.time_budget / (per_iteration * images)) - WARMUP_ITERATIONS
-    iterations = max(PROBE_ITERATIONS, min(args.iterations, affordable))
+    iterations = min(args.iterations, max(PROBE_ITERATIONS, affordable))
     print(f"probe on {device_name(device)}: {per_iteration * 1000:.1f} ms per float32 iteration; "
           f"running {iterations} iterations per row", file=sys.stderr, flush=True)
     return iterations
