@@ -1,50 +1,24 @@
 """The memory model against the peak measured on the CPU, and the batch size it chooses.
 
-The CPU peak is measured with torch.profiler's memory events (profile_memory=True): every
-allocation and free through torch's CPU allocator, replayed in time order. That is the
-quantity the model estimates and `torch.cuda.max_memory_allocated` reports on a GPU: tensor
-bytes, without malloc's caching or the process's libraries, which an RSS delta would mix in
-and which tracemalloc cannot see at all.
+How the CPU peak is measured, and why that way: benchmarks/memory_model.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from torch.profiler import ProfilerActivity, profile
 
-from nst_engine import EngineConfig, stylize
+from benchmarks.memory_model import compare
+from nst_engine import EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.memory import choose_batch_size, estimate, parse_bytes
-from nst_engine.vgg import build_extractor
-from tests.conftest import make_image
-
-
-def measured_peak(run: Callable[[], object]) -> int:
-    """Peak bytes of torch tensors allocated on the CPU while `run` runs, above where it started."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    return peak
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_the_estimate_is_within_a_quarter_of_the_measured_peak(weights_file: Path, precision: str) -> None:
-    # 6 iterations with a 4-pair history: the history is full at the end, as in a long run.
-    config = EngineConfig(size=96, iterations=6, lbfgs_history=4, weights=str(weights_file), device="cpu",
-                          precision=precision)
-    build_extractor(config.weights, set(config.content_layers) | set(config.style_layers))  # loaded before
-    contents = [make_image(96, 72, seed=s) for s in (1, 2)]
-    styles = [[make_image(64, 64, seed=s, kind="style")] for s in (3, 4)]
-    peak = measured_peak(lambda: stylize(contents, styles, config))
-    predicted = estimate(72, 96, config, "cpu").batch_bytes(2)
+    # Two demo photos at 96x64; 6 iterations with a 4-pair history: the history ends full.
+    peak, predicted = compare(precision, 96, 2, weights=str(weights_file))
     assert abs(predicted - peak) <= 0.25 * peak, f"estimate {predicted:,} bytes, measured peak {peak:,}"
 
 
