@@ -24,7 +24,10 @@ CONTENT_LAYERS = ("relu4_2",)
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
 POOLINGS = ("max", "avg")
-PRECISIONS = ("float32", "float16", "bfloat16")
+# Meanings in nst_engine/accel.py. "auto": the GPU precision benchmarks/gpu_throughput.py picks
+# (within 1% of float32's final loss), float32 on the CPU; fingerprinted as "auto", like `device`
+# the choice changes pixels only by floating-point noise.
+PRECISIONS = ("float32", "tf32", "bfloat16", "float16", "auto")
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overflowed mid-run
 
@@ -59,7 +62,7 @@ class EngineConfig:
     match_histogram: bool = False
     weights: str = "imagenet"  # imagenet | random[:SEED] | path to a VGG-19 state dict
     seed: int = 0
-    precision: str = "float32"
+    precision: str = "auto"  # see accel.py
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:

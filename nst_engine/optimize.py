@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nst_engine import color, images
+from nst_engine import accel, color, images
 from nst_engine.config import EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.losses import content_loss, style_loss, total_variation
@@ -92,6 +92,7 @@ def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: Targets
     caller may serve them from a cache. `init` is the starting image for init="style".
     """
     device = next(extractor.parameters()).device
+    accel.prepare(extractor, device, config.precision)  # issue 14: TF32 flags, cudnn.benchmark, channels_last
     content = content.to(device)
     batch, _, height, width = content.shape
     torch.manual_seed(config.seed)
@@ -194,9 +195,7 @@ def _resize(batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
-    if precision == "float32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=getattr(torch, precision))
+    return accel.network_autocast(device, precision)  # issue 14: resolves "auto", none for fp32/tf32
 
 
 # ---- the whole job from PIL images ------------------------------------------------------
