@@ -76,7 +76,7 @@ def test_s3_manifest_end_to_end_with_503s_then_rerun_skips(tmp_path, prefect_ser
     assert sum(1 for s in server.seen if s.status == 503) == 3  # every injected fault was met and retried
     stored = objects(seaweed, bucket, "gallery/")
     pairs = [f"photo{c}--art{s}" for c in range(2) for s in range(2)]
-    assert sorted(stored) == sorted(["index.html", "run.json"] + [f"results/{p}.png" for p in pairs]
+    assert sorted(stored) == sorted([".nst-output", "index.html", "run.json"] + [f"results/{p}.png" for p in pairs]
                                     + [f"results/{p}.json" for p in pairs] + [f"thumbs/{p}.jpg" for p in pairs])
     client = seaweed.client()
     for pair in pairs:
