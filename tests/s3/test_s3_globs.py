@@ -185,7 +185,7 @@ def _objects(server, bucket: str, prefix: str) -> dict[str, dict]:
             for item in page.get("Contents", [])}
 
 
-def test_the_nightly_example_manifest_and_deployment_work_against_s3(s3_env, capsys):
+def test_the_nightly_example_manifest_and_deployment_work_against_s3(s3_env, capsys, weights_file):
     import yaml
 
     from deployments.manifest_deployment import EXAMPLE_CRON, REPO_ROOT, flow_parameters
@@ -197,7 +197,8 @@ def test_the_nightly_example_manifest_and_deployment_work_against_s3(s3_env, cap
         except client.exceptions.BucketAlreadyOwnedByYou:
             pass
     for key, body in (("incoming/IMG_0001.jpg", _png(1)), ("incoming/IMG_0002.png", _png(2)),
-                      ("incoming/IMG_0002.json", b"{}"), ("styles/starry.jpg", _png(3, "style"))):
+                      ("incoming/IMG_0002.json", b"{}"), ("styles/starry.jpg", _png(3, "style")),
+                      ("models/vgg19-dcbb9e9d.pth", weights_file.read_bytes())):  # validate checks it exists
         client.put_object(Bucket="photos", Key=key, Body=body)
     client.put_object(Bucket="photos", Key="jobs/nightly.yaml",
                       Body=(REPO_ROOT / "deployments" / "nightly-s3.manifest.yaml").read_bytes())
