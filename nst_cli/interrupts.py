@@ -9,14 +9,17 @@ and the flow still writes run.json and the gallery for what was done. The comman
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import sys
-from typing import Iterator
+import threading
+from typing import Callable, Iterator, TypeVar
 
 from tasks.interrupt import request_stop, reset
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -40,3 +43,29 @@ def stop_on_signals(command: str) -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def run_beside_signal_handlers(work: Callable[[], T]) -> T:
+    """Run `work` in a worker thread while the main thread waits, free to run signal handlers.
+
+    Prefect's flow engine installs its own SIGTERM handler in the thread that runs the flow when
+    that is the main thread (it raises TerminationSignal and the run crashes with no report, as
+    seen in tests/flows/test_signals.py); in another thread it cannot, and ours stays in charge.
+    The worker runs in a copy of this context, so temporary Prefect settings reach it.
+    """
+    context = contextvars.copy_context()
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = context.run(work)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="nst-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)  # short waits: Python runs signal handlers between them
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

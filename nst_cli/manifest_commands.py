@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from nst_cli.errors import fail
-from nst_cli.interrupts import stop_on_signals
+from nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals
 from nst_cli.prefect_api import prefect_api
 from nst_engine.errors import WeightsError
 from nst_engine.vgg import load_weights
@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     with prefect_api(), stop_on_signals("run") as signals:
-        state, report = _run_flow(args, options)
+        state, report = run_beside_signal_handlers(lambda: _run_flow(args, options))
     counts = report["counts"]
     print(f"{manifest.name}: {summary_line(counts)}; style targets computed: "
           f"{report['style_targets']['computed']}; output: {report['output']}")
