@@ -73,10 +73,11 @@ class Tally:
         return 100.0 * self.finished / self.total if self.total else 100.0
 
     def line(self) -> str:
-        """'5 of 6 pairs: 3 done, 1 failed, 1 skipped; ETA 12 s': the one wording of progress."""
+        """'5 of 6 pairs finished: 3 done, 1 failed, 1 skipped; elapsed 40 s; ETA 12 s': the one
+        wording of progress (artifact, terminal)."""
         eta = self.eta_seconds()
         when = "ETA unknown yet" if eta is None else f"ETA {format_seconds(eta)}" if self.remaining else "finished"
-        return (f"{self.finished} of {self.total} pairs: {self.done} done, {self.failed} failed, "
+        return (f"{self.finished} of {self.total} pairs finished: {self.done} done, {self.failed} failed, "
                 f"{self.skipped} skipped; elapsed {format_seconds(self.elapsed())}; {when}")
 
 
