@@ -23,7 +23,7 @@ SUBJECT = "nst: {{ flow_run.name }} ended {{ flow_run.state.name }}"
 # Jinja, filled by the server from the triggering flow run (the fields Prefect's own default uses).
 BODY = ("Flow run {{ flow.name }}/{{ flow_run.name }} of deployment {{ deployment.name }} ended "
         "{{ flow_run.state.name }}: {{ flow_run.state.message }}\n"
-        "Flow run: {{ flow_run|ui_url }}")
+        "Flow run {{ flow_run.id }}: {{ flow_run|ui_url }}")  # the URL needs PREFECT_UI_URL on the server
 
 
 class AlertError(ValueError):

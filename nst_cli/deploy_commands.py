@@ -1,4 +1,9 @@
-"""`nst deploy` and `nst serve`: scheduled runs of a manifest on a Prefect server."""
+"""`nst deploy`, `nst serve` and `nst notify`: scheduled runs of a manifest on a Prefect server,
+and an alert when one fails.
+
+Prefect is imported by the handlers, not here: the parser is built for every `nst` command, and
+importing Prefect costs ~5 s that `nst validate` or a no-op `nst run` should not pay.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from prefect.settings import PREFECT_API_URL
-
-from deployments.alerts import AlertError, attach_failure_alert
-from deployments.manifest_deployment import FLOW_NAME, GPU_LIMIT, WORK_POOL, deploy_manifest, serve_manifest
+from deployments.names import FLOW_NAME, GPU_LIMIT, WORK_POOL
 from nst_cli.errors import fail
 from nst_cli.manifest_commands import add_run_option_flags, run_options_from_args
 from tasks.manifest import load_manifest
@@ -49,6 +51,8 @@ def _add_schedule_flags(parser: argparse.ArgumentParser, gpu_limit: str | None =
 
 
 def _require_server() -> None:
+    from prefect.settings import PREFECT_API_URL
+
     if not PREFECT_API_URL.value():
         # Without it Prefect would start a temporary server that dies with this command: the
         # deployment would vanish and no UI would show it.
@@ -64,6 +68,8 @@ def _deployment_name(args: argparse.Namespace) -> str:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from deployments.manifest_deployment import deploy_manifest
+
     name = _deployment_name(args)
     deployment_id = deploy_manifest(args.manifest, name=name, options=run_options_from_args(args),
                                     work_pool=args.pool, cron=args.cron, interval=args.interval,
@@ -92,6 +98,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def _attach_alert(deployment_id: Any, deployment_name: str, target: str) -> None:
+    from deployments.alerts import AlertError, attach_failure_alert
+
     try:
         automation_id = attach_failure_alert(deployment_id, deployment_name, target)
     except AlertError as exc:
@@ -100,6 +108,8 @@ def _attach_alert(deployment_id: Any, deployment_name: str, target: str) -> None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.manifest_deployment import serve_manifest
+
     name = _deployment_name(args)
     if not (args.cron or args.interval):
         print("nst serve: no --cron or --interval; serving for triggered runs only", file=sys.stderr)

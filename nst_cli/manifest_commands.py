@@ -9,13 +9,15 @@ import sys
 from typing import Any
 
 from nst_cli.errors import fail
+from nst_cli.run_display import TerminalProgress, plan_lines, print_summary
 from nst_engine.errors import WeightsError
 from nst_engine.vgg import load_weights
+from tasks import progress
+from tasks.layout import GALLERY_KEY
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
-from tasks.plan import build_plan
-from tasks.report import summary_line
-from tasks.stores import open_storage
+from tasks.plan import Plan, build_plan
+from tasks.stores import Storage, open_storage
 from tasks.style_cache import StyleCache, cache_location
 
 # A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
@@ -28,9 +30,16 @@ def add_parsers(commands: Any) -> None:
     validate.add_argument("manifest", help="the manifest file (YAML)")
     validate.set_defaults(handler=cmd_validate)
 
-    run = commands.add_parser("run", help="stylize every pair of a manifest through the Prefect flow")
+    run = commands.add_parser("run", help="stylize every pair of a manifest through the Prefect flow",
+                              description="Plan the manifest, then run the pairs to do through the Prefect flow "
+                                          "in this process. Nothing to do: it says so and exits without Prefect. "
+                                          "Uses the server PREFECT_API_URL names when set (its UI shows the "
+                                          "run); otherwise a temporary local one.")
     run.add_argument("manifest", help="the manifest file (YAML)")
-    run.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and every pair it would do; run nothing")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="no progress: only the final summary")
+    shown.add_argument("-v", "--verbose", action="store_true", help="Prefect's own log lines too")
     run.add_argument("--fallback-weights", help="weights to use when the manifest's cannot be loaded "
                                                 "(the demo uses `random`, and says so loudly)")
     add_run_option_flags(run)
@@ -91,20 +100,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
-    options = run_options_from_args(args, weights=args.weights or _fallback(manifest.engine.weights,
-                                                                            args.fallback_weights))
+    why = None if args.weights else _fallback(manifest.engine.weights, args.fallback_weights)
+    options = run_options_from_args(args, **({"weights": args.fallback_weights, "weights_fallback": why} if why else {}))
+    run_manifest, storage, plan = _plan(manifest, options)
+    if args.dry_run or not args.quiet:
+        print("\n".join(plan_lines(run_manifest.name, storage.uri, plan, list_todo=args.dry_run)))
     if args.dry_run:
-        return _dry_run(manifest, options)
+        return 0
+    if not plan.todo and not plan.failed:  # a resume with nothing left: no Prefect, no server
+        print(f"{run_manifest.name}: nothing to do; output: {storage.uri}; gallery: {storage.url(GALLERY_KEY)}")
+        return 0
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    state, report = _run(args, options)
-    counts = report["counts"]
-    print(f"{manifest.name}: {summary_line(counts)}; style targets computed: "
-          f"{report['style_targets']['computed']}; output: {report['output']}")
-    for pair in report["pairs"]:
-        if pair["status"] == "failed":
-            print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
-    return 1 if counts["failed"] else 0
+    # Prefect's console lines would repeat what the display shows; --verbose keeps them. The
+    # run's logs still reach the server (and its UI) in full.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if args.verbose else "ERROR")
+    display = None if args.quiet else TerminalProgress(options.log_every)
+    previous = progress.install(display)
+    try:
+        state, report = _run(args, options)
+    finally:
+        progress.install(previous)
+        if display is not None:
+            display.close()
+    print_summary(report, rows=not args.quiet)
+    print(f"gallery: {storage.url(GALLERY_KEY)}")
+    return 1 if report["counts"]["failed"] or not state.is_completed() else 0
+
+
+def _plan(manifest: Manifest, options: RunOptions) -> tuple[Manifest, Storage, Plan]:
+    """The plan as the flow will make it (the flow plans again: the inputs may change meanwhile)."""
+    manifest = manifest_for_run(manifest, options)
+    storage = open_storage(options.output or manifest.output)
+    cache = StyleCache.at(cache_location(manifest.cache))
+    plan = build_plan(manifest, storage, force=options.force, only=options.only,
+                      batch_size=options.batch_size, cached=cache.has)
+    return manifest, storage, plan
 
 
 def _run(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
@@ -138,7 +169,8 @@ def _run(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, 
 
 
 def _fallback(weights: str, fallback: str | None) -> str | None:
-    """`fallback` when `weights` cannot be loaded here, else None (keep the manifest's)."""
+    """Why `weights` cannot be loaded here, when a `fallback` is given and they cannot; else None
+    (keep the manifest's)."""
     if not fallback:
         return None
     try:
@@ -147,21 +179,5 @@ def _fallback(weights: str, fallback: str | None) -> str | None:
         banner = "!" * 78
         print(f"{banner}\nWEIGHTS '{weights}' ARE NOT AVAILABLE: {exc}\nFALLING BACK TO '{fallback}': "
               f"the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
-        return fallback
+        return str(exc)
     return None
-
-
-def _dry_run(manifest: Manifest, options: RunOptions) -> int:
-    manifest = manifest_for_run(manifest, options)
-    storage = open_storage(options.output or manifest.output)
-    cache = StyleCache.at(cache_location(manifest.cache))
-    plan = build_plan(manifest, storage, force=options.force, only=options.only,
-                      batch_size=options.batch_size, cached=cache.has)
-    summary = plan.summary()
-    print(f"plan for {manifest.name} -> {storage.uri}")
-    print("  " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
-    print(f"  task runs: {len(plan.style_jobs) + len(plan.batches)} "
-          f"(batches of up to {max((len(b) for b in plan.batches), default=0)} pairs)")
-    for outcome in plan.failed:
-        print(f"  will fail {outcome.content} x {outcome.style}: {outcome.reason}")
-    return 0

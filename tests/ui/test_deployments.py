@@ -133,7 +133,8 @@ def test_the_failure_alert_reaches_a_webhook(deployed_run: DeployedRun, prefect_
     received = wait_for(lambda: deployed_run.webhook.received, 120, "the failure notification at the webhook")
     (alert,) = received
     assert alert["path"] == "/nst-alert" and "ui-gallery" in alert["subject"] and "Failed" in alert["subject"]
-    assert "2 of 6 pairs failed" in alert["body"] and str(deployed_run.flow_run.id) in alert["body"]
+    assert "2 of 6 pairs failed" in alert["body"]
+    assert f"{prefect_ui_server.url}/runs/flow-run/{deployed_run.flow_run.id}" in alert["body"]  # a link to the run
 
 
 def test_nst_serve_runs_triggered_runs_and_pauses_its_schedule_on_stop(prefect_ui_server: Server,
