@@ -82,7 +82,7 @@ class PairOutcome:
         if not self.seconds:
             return ""
         if self.batch_size > 1:
-            return f"{self.seconds:.1f} s for a batch of {self.batch_size}"
+            return f"{self.seconds:.1f} s, batch of {self.batch_size}"
         return f"{self.seconds:.1f} s"
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,11 +31,15 @@ def test_the_flow_run_page_shows_its_task_runs_and_artifacts(ui: str, prefix: st
     page.goto(f"{prefect_ui_server.url}{prefix}/runs/flow-run/{flow_run.id}")
     page.get_by_text("ui-gallery", exact=True).first.wait_for()  # the run, named after the manifest
     page.get_by_text("Failed", exact=True).first.wait_for()  # its state badge
+    # the logs: one line per failed pair, with its reason
+    page.get_by_text("failed photo1 x art0: ", exact=False).first.wait_for()
+    assert "photo1.png" in page.get_by_text("failed photo1 x art1: ", exact=False).first.inner_text()
     page.screenshot(path=SCREENSHOTS / f"{ui}-flow-run.png", full_page=True)
 
     tabs = page.get_by_role("tablist")
     tabs.get_by_text("Task Runs", exact=True).click()
-    for name in ("style art0 @32px", "style art1 @32px", "stylize photo0 x art0", "stylize photo2 x art1"):
+    for name in ("style art0 @32px", "style art1 @32px", "stylize photo0 x art0", "stylize photo2 x art1",
+                 "failed photo1 x art0, photo1 x art1"):  # the pairs that failed at planning, too
         page.get_by_text(name, exact=True).first.wait_for()
     page.screenshot(path=SCREENSHOTS / f"{ui}-task-runs.png", full_page=True)
 
@@ -60,6 +64,11 @@ def test_the_gallery_and_results_artifacts_render(ui: str, prefix: str, page: An
     assert "photo1.png" in page.get_by_text("photo1 x art0: ", exact=False).first.inner_text()
     images = _all_images_loaded(page, "img[alt*=' x art']")
     assert len(images) == 4 and all(i["width"] > 0 for i in images), images  # every thumbnail shows
+    # every result is a link (markdown rendered as <a>) to its image
+    links = page.eval_on_selector_all("a[href$='.png']", "as => as.map(a => a.getAttribute('href'))")
+    expected = {(deployed_run.output / "results" / f"{p}.png").as_uri()
+                for p in ("photo0--art0", "photo0--art1", "photo2--art0", "photo2--art1")}
+    assert expected <= set(links), links
     page.screenshot(path=SCREENSHOTS / f"{ui}-gallery-artifact.png", full_page=True)
 
     page.goto(f"{prefect_ui_server.url}{prefix}/artifacts/artifact/{ids['nst-ui-gallery-results']}")
@@ -79,10 +88,79 @@ def test_the_gallery_page_opens_from_disk_with_every_image(page: Any, deployed_r
     rows = page.eval_on_selector_all(
         "#grid tbody tr", "trs => trs.map(tr => [tr.querySelector('th').textContent, "
         "Array.from(tr.querySelectorAll('td')).map(td => td.querySelector('img') ? "
-        "td.querySelector('img').dataset.pair : td.textContent.trim())])")
+        "td.querySelector('img').dataset.pair : td.querySelector('.failed') ? 'failed' : td.textContent.trim())])")
     assert rows == [["photo0", ["photo0--art0", "photo0--art1"]],
                     ["photo1", ["failed", "failed"]],
                     ["photo2", ["photo2--art0", "photo2--art1"]]]
-    reason = page.get_attribute("#grid tbody tr:nth-child(2) .failed", "title")
+    reason = page.inner_text("#grid tbody tr:nth-child(2) .failed")  # shown, not a tooltip
     assert reason and "photo1.png" in reason
     page.screenshot(path=SCREENSHOTS / "gallery-index.png", full_page=True)
+
+
+def test_the_gallery_on_a_phone_shows_failure_reasons_and_input_thumbnails(browser_context: Any,
+                                                                          deployed_run: DeployedRun) -> None:
+    page = browser_context.new_page()
+    try:
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone in portrait
+        page.goto((deployed_run.output / "index.html").as_uri())
+        headers = _all_images_loaded(page, "#grid th img")
+        # a thumbnail of every readable input in the headers: 2 styles, photo0 and photo2
+        assert sorted(i["src"].rsplit("/", 1)[-1] for i in headers) == ["art0.jpg", "art1.jpg", "photo0.jpg", "photo2.jpg"]
+        failed = page.locator("#grid .failed").first
+        failed.scroll_into_view_if_needed()
+        assert failed.is_visible() and "photo1.png" in failed.inner_text()
+        box = failed.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390  # on screen, not cut off
+        summary = page.inner_text("#summary")
+        assert "4 done, 0 skipped, 2 failed" in summary and "finished 20" in summary
+        assert "weights" in page.inner_text("#settings")
+        assert "manifest asks for them (weights: random:7)" in page.inner_text("#weights-warning")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the page itself does not scroll sideways
+        page.screenshot(path=SCREENSHOTS / "gallery-phone.png", full_page=True)
+    finally:
+        page.close()
+
+
+def test_a_twenty_by_twenty_gallery_keeps_its_headers_in_view(page: Any, tmp_path: Any) -> None:
+    """The page layout of a 400-pair run (real thumbnails of synthetic images; the run itself is
+    tests/flows/test_stylize_manifest.py::test_four_hundred_pairs...): headers stay in view while
+    the grid scrolls, every cell has its picture."""
+    from nst_engine.images import encode_image, thumbnail
+    from tasks.gallery import GalleryPage, gallery_html
+    from tasks.layout import PairOutcome, input_thumbnail_key, thumbnail_key
+    from tests.conftest import make_image
+
+    contents, styles = [f"photo{i}" for i in range(20)], [f"art{j}" for j in range(20)]
+    thumbs: dict[str, str] = {}
+    for kind, ids in (("content", contents), ("style", styles)):
+        for n, ident in enumerate(ids):
+            key = input_thumbnail_key(kind, ident)
+            (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / key).write_bytes(encode_image(thumbnail(make_image(48, 36, n, kind), 96), "JPEG"))
+            thumbs[f"{kind}:{ident}"] = key
+    outcomes = []
+    for i, c in enumerate(contents):
+        for j, s in enumerate(styles):
+            key = thumbnail_key(c, s)
+            (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / key).write_bytes(encode_image(make_image(48, 36, i * 20 + j, "style"), "JPEG"))
+            outcomes.append(PairOutcome(c, s, "done", losses={"total": 1.0 + j}, seconds=2.0 + i,
+                                        batch_size=4).to_dict())
+    outcomes[5] = PairOutcome.failed("photo0", "art5", "photo0.png: not a readable image").to_dict()
+    page_html = gallery_html(GalleryPage("wide", contents, styles, outcomes, finished="2026-11-26T03:00:00+00:00",
+                                         counts={"done": 399, "skipped": 0, "failed": 1}, input_thumbs=thumbs))
+    (tmp_path / "index.html").write_text(page_html)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto((tmp_path / "index.html").as_uri())
+    images = _all_images_loaded(page, "#grid td img")
+    assert len(images) == 399 and all(i["width"] > 0 for i in images)
+    page.screenshot(path=SCREENSHOTS / "gallery-20x20.png")
+    page.eval_on_selector(".scroll", "el => { el.scrollTop = el.scrollHeight; el.scrollLeft = el.scrollWidth; }")
+    # scrolled to the far corner: the style header row and the content column are still on screen
+    header = page.locator("#grid thead th").last.bounding_box()
+    row_header = page.locator("#grid tbody th").last.bounding_box()
+    grid = page.locator(".scroll").bounding_box()
+    assert header and row_header and grid
+    assert grid["y"] <= header["y"] <= grid["y"] + 5 and grid["x"] <= row_header["x"] <= grid["x"] + 5
+    assert "2.0 s, batch of 4" in page.inner_text("#grid tbody tr:first-child td:nth-of-type(1)")
+    page.screenshot(path=SCREENSHOTS / "gallery-20x20-scrolled.png")
