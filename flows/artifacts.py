@@ -27,12 +27,11 @@ class Progress:
     def __init__(self, name: str, tally: Tally) -> None:
         self.tally = tally
         self.artifact_id: UUID = create_progress_artifact(
-            tally.percent(), key=artifact_key(name, "progress"), description=f"{name}: {tally.line()}")
-        self.name = name
+            tally.percent(), key=artifact_key(name, "progress"), description=tally.line())
 
     def update(self) -> None:
         update_progress_artifact(self.artifact_id, self.tally.percent(),
-                                 description=f"{self.name}: {self.tally.line()}")
+                                 description=self.tally.line())
 
 
 # The UI is served over http://, and browsers refuse file:// images there ("Not allowed to load
@@ -68,11 +67,12 @@ def open_hint(storage: Storage) -> str:
 
 
 def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage) -> None:
-    """A results table (pair, status, loss, seconds, link, reason last so a long one cannot push
-    the rest off-screen) and the gallery as markdown: thumbnails, clickable links, failures."""
+    """A results table (pair, status, loss, seconds before the long reason and link columns, so
+    those cannot push them off-screen) and the gallery as markdown: thumbnails, clickable links,
+    failures."""
     rows = [{"pair": o.name, "status": o.status,
              "total loss": f"{o.losses['total']:.4g}" if o.losses else "",
-             "seconds": o.time_text(), "link": o.link, "reason": o.reason} for o in outcomes]
+             "seconds": o.time_text(), "reason": o.reason, "link": o.link} for o in outcomes]
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
     budget = [INLINE_THUMBNAILS_BYTES]
     images = [f"| {o.content} x {o.style} | ![{o.content} x {o.style}]"

@@ -1,7 +1,8 @@
 """The flow: manifest -> plan -> style targets -> pair batches -> run.json + gallery."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: a served run (`nst serve`, flow.serve) validates
+# the parameters against the flow's annotations, and Prefect 3.9 then failed to resolve the string
+# "RunOptions" ("Stylize_ManifestModel is not fully defined", tests/ui serve test); real classes resolve.
 from typing import Any
 
 from prefect import flow, get_run_logger

@@ -31,12 +31,14 @@ def test_the_flow_run_page_shows_its_task_runs_and_artifacts(ui: str, prefix: st
     page.goto(f"{prefect_ui_server.url}{prefix}/runs/flow-run/{flow_run.id}")
     page.get_by_text("ui-gallery", exact=True).first.wait_for()  # the run, named after the manifest
     page.get_by_text("Failed", exact=True).first.wait_for()  # its state badge
-    # the logs: one line per failed pair, with its reason
-    page.get_by_text("failed photo1 x art0: ", exact=False).first.wait_for()
-    assert "photo1.png" in page.get_by_text("failed photo1 x art1: ", exact=False).first.inner_text()
     page.screenshot(path=SCREENSHOTS / f"{ui}-flow-run.png", full_page=True)
 
     tabs = page.get_by_role("tablist")
+    tabs.get_by_text("Logs", exact=True).first.click()
+    # the logs: one line per failed pair, with its reason
+    page.get_by_text("failed photo1 x art0: ", exact=False).first.wait_for()
+    assert "photo1.png" in page.get_by_text("failed photo1 x art1: ", exact=False).first.inner_text()
+    page.screenshot(path=SCREENSHOTS / f"{ui}-logs.png", full_page=True)
     tabs.get_by_text("Task Runs", exact=True).click()
     for name in ("style art0 @32px", "style art1 @32px", "stylize photo0 x art0", "stylize photo2 x art1",
                  "failed photo1 x art0, photo1 x art1"):  # the pairs that failed at planning, too
@@ -64,12 +66,12 @@ def test_the_gallery_and_results_artifacts_render(ui: str, prefix: str, page: An
     assert "photo1.png" in page.get_by_text("photo1 x art0: ", exact=False).first.inner_text()
     images = _all_images_loaded(page, "img[alt*=' x art']")
     assert len(images) == 4 and all(i["width"] > 0 for i in images), images  # every thumbnail shows
-    # every result is a link (markdown rendered as <a>) to its image
-    links = page.eval_on_selector_all("a[href$='.png']", "as => as.map(a => a.getAttribute('href'))")
-    expected = {(deployed_run.output / "results" / f"{p}.png").as_uri()
-                for p in ("photo0--art0", "photo0--art1", "photo2--art0", "photo2--art1")}
-    assert expected <= set(links), links
     page.screenshot(path=SCREENSHOTS / f"{ui}-gallery-artifact.png", full_page=True)
+    # every result is a link (markdown rendered as <a>) to its image
+    links = page.eval_on_selector_all("a", "as => as.map(a => [a.textContent, a.getAttribute('href')])")
+    expected = {(f"{p}.png", (deployed_run.output / "results" / f"{p}.png").as_uri())
+                for p in ("photo0--art0", "photo0--art1", "photo2--art0", "photo2--art1")}
+    assert expected <= {tuple(link) for link in links}, links
 
     page.goto(f"{prefect_ui_server.url}{prefix}/artifacts/artifact/{ids['nst-ui-gallery-results']}")
     for pair in ("photo0--art0", "photo2--art1", "photo1--art1"):
@@ -80,7 +82,7 @@ def test_the_gallery_and_results_artifacts_render(ui: str, prefix: str, page: An
 def test_the_gallery_page_opens_from_disk_with_every_image(page: Any, deployed_run: DeployedRun) -> None:
     index = deployed_run.output / "index.html"
     page.goto(index.as_uri())
-    images = _all_images_loaded(page, "#grid img")
+    images = _all_images_loaded(page, "#grid td img")  # the results (headers hold the inputs')
     assert len(images) == 4 and all(i["width"] > 0 for i in images), images
     # the grid: a header of the styles, a row per content, a cell per content x style
     assert page.eval_on_selector_all("#grid thead th", "ths => ths.map(t => t.textContent)") == [
@@ -113,7 +115,7 @@ def test_the_gallery_on_a_phone_shows_failure_reasons_and_input_thumbnails(brows
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390  # on screen, not cut off
         summary = page.inner_text("#summary")
         assert "4 done, 0 skipped, 2 failed" in summary and "finished 20" in summary
-        assert "weights" in page.inner_text("#settings")
+        assert "weights: random:7" in (page.text_content("#settings") or "")  # folded: details
         assert "manifest asks for them (weights: random:7)" in page.inner_text("#weights-warning")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the page itself does not scroll sideways
         page.screenshot(path=SCREENSHOTS / "gallery-phone.png", full_page=True)
@@ -164,3 +166,62 @@ def test_a_twenty_by_twenty_gallery_keeps_its_headers_in_view(page: Any, tmp_pat
     assert grid["y"] <= header["y"] <= grid["y"] + 5 and grid["x"] <= row_header["x"] <= grid["x"] + 5
     assert "2.0 s, batch of 4" in page.inner_text("#grid tbody tr:first-child td:nth-of-type(1)")
     page.screenshot(path=SCREENSHOTS / "gallery-20x20-scrolled.png")
+
+
+def test_the_progress_artifact_mid_run_counts_pairs_and_shows_an_eta(page: Any, prefect_ui_server: Server,
+                                                                     tmp_path: Any) -> None:
+    """A run held at its second engine call (a progress sink, the hook `nst run` uses, waits
+    there): the UI's progress artifact shows 1 of 3 pairs finished and an ETA."""
+    import threading
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.stylize_manifest import run_manifest
+    from tasks import progress
+    from tasks.options import RunOptions
+    from tests.flows.test_stylize_manifest import write_manifest
+    from tests.prefect_process import wait_for
+
+    manifest = write_manifest(tmp_path / "mid-run", contents=3, styles=1)
+    held, release = threading.Event(), threading.Event()
+
+    class HoldSecondCall(progress.ProgressSink):
+        calls = 0
+
+        def batch_started(self, pairs: Any) -> None:
+            HoldSecondCall.calls += 1
+            if HoldSecondCall.calls == 2:
+                held.set()
+                release.wait(120)
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        with temporary_settings(updates={PREFECT_API_URL: prefect_ui_server.api_url}):
+            outcome["result"] = run_manifest(str(manifest), RunOptions(batch_size=1))
+
+    previous = progress.install(HoldSecondCall())
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert held.wait(240), "the run never reached its second engine call"
+
+        def artifact() -> Any:
+            with api_client(prefect_ui_server) as client:
+                from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+                found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+                    any_=["nst-mid-run-progress"])))
+            return next((a for a in found if (a.description or "").startswith("1 of 3 pairs finished")), None)
+
+        progress_artifact = wait_for(artifact, 60, "the progress artifact after the first pair")
+        page.goto(f"{prefect_ui_server.url}/artifacts/artifact/{progress_artifact.id}")
+        page.get_by_text("1 of 3 pairs finished: 1 done, 0 failed, 0 skipped", exact=False).first.wait_for()
+        assert "ETA" in page.get_by_text("1 of 3 pairs finished", exact=False).first.inner_text()
+        page.screenshot(path=SCREENSHOTS / "progress-mid-run.png", full_page=True)
+    finally:
+        release.set()
+        thread.join(240)
+        progress.install(previous)
+    state, report = outcome["result"]
+    assert state.is_completed() and report["counts"]["done"] == 3

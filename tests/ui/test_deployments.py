@@ -119,7 +119,7 @@ def test_a_partial_failure_is_reported_without_a_traceback(deployed_run: Deploye
         assert len(lines) == 1 and "photo1.png" in lines[0].message  # one line per pair, with its reason
     marker = task_runs["failed photo1 x art0, photo1 x art1"]  # one task run per unreadable input
     assert marker.state.is_failed() and "photo1.png" in marker.state.message
-    assert progress.description.startswith("ui-gallery: 6 of 6 pairs finished: 4 done, 2 failed, 0 skipped")
+    assert progress.description.startswith("6 of 6 pairs finished: 4 done, 2 failed, 0 skipped")
 
 
 def test_the_failure_alert_reaches_a_webhook(deployed_run: DeployedRun, prefect_ui_server: Server) -> None:
