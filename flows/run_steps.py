@@ -48,23 +48,30 @@ def random_weights_warning(manifest_weights: str, options: RunOptions) -> str | 
             "working, not real style transfer.")
 
 
-class _PairsFailedTraceback(logging.Filter):
-    """Drops the one log record that re-raises a partial failure as a traceback.
+class _ExpectedFailureNoise(logging.Filter):
+    """Drops two log records Prefect 3.9 writes for failures this pipeline expects and reports
+    itself (one log line per failed pair, the states' messages, "Finished in state ..." lines):
 
-    Prefect 3.9's process entrypoint (`python -m prefect.engine`, used by workers and
-    `serve`) runs the flow with return_type="result": for any Failed final state it raises the
-    state's exception and logs "Engine execution exited with unexpected exception" with its
-    traceback. For our PairsFailed that is no bug: the state ("2 of 6 pairs failed"), the
-    "Finished in state" line and one log line per failed pair already say it all. Other
-    exceptions keep their traceback.
+    - the process entrypoint (`python -m prefect.engine`, used by workers and `serve`) runs the
+      flow with return_type="result", so for a Failed final state it raises the state's
+      exception and logs "Engine execution exited with unexpected exception" with a traceback:
+      dropped when that exception is our PairsFailed;
+    - a task that returns a Failed state (a batch with a failed pair, a failed-pairs marker) is
+      logged as "Task run failed with state: ..." with exc_info=True but no exception, which
+      prints "NoneType: None": dropped (the task's "Finished in state Failed(...)" follows).
+
+    Any other exception keeps its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], PairsFailed))
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, PairsFailed):
+            return False
+        return not (record.exc_info and exc is None and str(record.msg).startswith("Task run failed with state"))
 
 
-for _logger_name in ("prefect.flow_runs", "prefect.engine"):
-    logging.getLogger(_logger_name).addFilter(_PairsFailedTraceback())
+for _logger_name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+    logging.getLogger(_logger_name).addFilter(_ExpectedFailureNoise())
 
 
 @dataclass(frozen=True)

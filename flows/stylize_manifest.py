@@ -14,6 +14,7 @@ from flows.run_steps import compute_styles, finish, open_run, planned_outcomes, 
 from tasks.layout import REPORT_KEY
 from tasks.options import RunOptions
 from tasks.plan import build_plan
+from tasks.progress import plan_in_words
 from tasks.report import PairsFailed
 from tasks.shards import runner_identity, shard_report_key, shard_selector
 from tasks.stores import absolute
@@ -34,7 +35,7 @@ def stylize_manifest(manifest_uri: str, options: RunOptions = RunOptions()) -> S
     select = shard_selector([(p.content, p.style) for p in run.manifest.pairs], shard) if shard else None
     plan = build_plan(run.manifest, run.storage, force=options.force, only=options.only,
                       batch_size=options.batch_size, cached=run.cache.has, select=select)
-    get_run_logger().info("plan: %s", plan.summary())
+    get_run_logger().info("plan: %s", plan_in_words(plan))
     label = f"{run.manifest.name}-shard-{shard.replace('/', '-of-')}" if shard else run.manifest.name
     progress = start_progress(plan, run.manifest.name, label)
 

@@ -20,7 +20,7 @@ from rich.text import Text
 from nst_engine import ProgressEvent
 from tasks.layout import FAILED, PairOutcome
 from tasks.plan import Plan
-from tasks.progress import ProgressSink, Tally
+from tasks.progress import ProgressSink, Tally, plan_in_words
 from tasks.report import report_outcomes, summary_line
 
 SUMMARY_ROWS = 30  # past this many pairs the summary lists only the failed ones (run.json has all)
@@ -29,16 +29,7 @@ SUMMARY_ROWS = 30  # past this many pairs the summary lists only the failed ones
 def plan_lines(name: str, output: str, plan: Plan, list_todo: bool = False) -> list[str]:
     """The plan in words: what will be done, skipped and fail, and (`list_todo`) every pair to do."""
     summary = plan.summary()
-    lines = [f"plan for {name} -> {output}"]
-    if plan.todo:
-        sizes = [len(batch) for batch in plan.batches]
-        lines.append(f"  {summary['pairs']} pairs: {len(plan.todo)} to do in {len(sizes)} engine "
-                     f"call{'s' if len(sizes) != 1 else ''} of up to {max(sizes)} pairs, "
-                     f"{len(plan.skipped)} already done, {len(plan.failed)} failing at planning")
-        lines.append(f"  style targets: {summary['style_targets']} needed, {summary['style_targets_cached']} cached")
-    else:
-        lines.append(f"  {summary['pairs']} pairs: nothing to do ({len(plan.skipped)} already done with the same "
-                     f"fingerprint, {len(plan.failed)} failing at planning)")
+    lines = [f"plan for {name} -> {output}", f"  {plan_in_words(plan)}"]
     lines.append("  totals: " + ", ".join(f"{k}: {v}" for k, v in summary.items()))  # for scripts and grep
     if list_todo and plan.todo:
         lines.append("  to do:")

@@ -18,6 +18,7 @@ from tasks.layout import DONE, FAILED, SKIPPED, PairOutcome
 
 if TYPE_CHECKING:  # the engine (torch) is not needed to report or draw progress
     from nst_engine import ProgressEvent
+    from tasks.plan import Plan
 
 
 @dataclass
@@ -79,6 +80,19 @@ class Tally:
         when = "ETA unknown yet" if eta is None else f"ETA {format_seconds(eta)}" if self.remaining else "finished"
         return (f"{self.finished} of {self.total} pairs finished: {self.done} done, {self.failed} failed, "
                 f"{self.skipped} skipped; elapsed {format_seconds(self.elapsed())}; {when}")
+
+
+def plan_in_words(plan: "Plan") -> str:
+    """'6 pairs: 4 to do in 2 engine calls of up to 2 pairs, 0 already done, 2 failing at
+    planning; style targets: 2 needed, 0 cached' (the flow's log and `nst run`)."""
+    pairs = len(plan.todo) + len(plan.skipped) + len(plan.failed)
+    if not plan.todo:
+        return (f"{pairs} pairs: nothing to do ({len(plan.skipped)} already done with the same fingerprint, "
+                f"{len(plan.failed)} failing at planning)")
+    calls = len(plan.batches)
+    return (f"{pairs} pairs: {len(plan.todo)} to do in {calls} engine call{'s' if calls != 1 else ''} of up to "
+            f"{max(len(b) for b in plan.batches)} pairs, {len(plan.skipped)} already done, {len(plan.failed)} "
+            f"failing at planning; style targets: {len(plan.style_jobs)} needed, {len(plan.cached_styles)} cached")
 
 
 def format_seconds(seconds: float) -> str:
