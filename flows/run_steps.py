@@ -15,7 +15,6 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import Progress, publish_results
-from nst_engine.vgg import is_random_weights
 from tasks import progress
 from tasks.engine_work import BatchFailed
 from tasks.gallery import GalleryPage, gallery_html, settings_shown, write_input_thumbnails
@@ -28,24 +27,8 @@ from tasks.prefect_tasks import (ensure_concurrency_limit, failed_pairs_task, st
 from tasks.report import PairsFailed, run_report, summary_line
 from tasks.stores import Storage, StorageError, open_storage, write_json
 from tasks.style_cache import StyleCache, cache_location
+from tasks.weights import random_weights_warning
 
-
-
-def random_weights_warning(manifest_weights: str, options: RunOptions) -> str | None:
-    """Why this run's weights are random, or None when they are not: asked for by the manifest,
-    asked for by the run (--weights), or a fallback because the manifest's could not be loaded."""
-    weights = options.weights or manifest_weights
-    if not is_random_weights(weights):
-        return None
-    if options.weights and options.weights_fallback:
-        why = (f"the manifest's weights '{manifest_weights}' could not be loaded here "
-               f"({options.weights_fallback}) and the run was told to fall back to '{weights}'")
-    elif options.weights:
-        why = f"the run asked for them (--weights {weights})"
-    else:
-        why = f"the manifest asks for them (weights: {weights})"
-    return (f"These images were made with RANDOM VGG-19 weights because {why}: they show the pipeline "
-            "working, not real style transfer.")
 
 
 class _ExpectedFailureNoise(logging.Filter):

@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler_ in logging.getLogger().handlers:  # Prefect's records have their own console handler
+        handler_.addFilter(lambda record: not record.name.startswith("prefect"))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -19,6 +19,7 @@ from tasks.options import RunOptions, manifest_for_run
 from tasks.plan import Plan, build_plan
 from tasks.stores import Storage, open_storage
 from tasks.style_cache import StyleCache, cache_location
+from tasks.weights import random_weights_warning
 
 # A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -112,9 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    # Prefect's console lines would repeat what the display shows; --verbose keeps them. The
-    # run's logs still reach the server (and its UI) in full.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if args.verbose else "ERROR")
+    # Prefect's console lines would repeat what the display shows (and break its redrawing);
+    # --verbose shows them. The run's logs still reach the server (and its UI) in full.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if args.verbose else "CRITICAL")
+    warning = random_weights_warning(manifest.engine.weights, options)
+    if warning and not args.quiet:
+        print(f"WARNING: {warning}", file=sys.stderr)
     display = None if args.quiet else TerminalProgress(options.log_every)
     previous = progress.install(display)
     try:
