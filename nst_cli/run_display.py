@@ -13,7 +13,6 @@ from typing import Any, Sequence, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -119,10 +118,11 @@ class TerminalProgress(ProgressSink):
     def _render(self) -> Group:
         tally = self.tally or Tally(0)
         running = ", ".join(self.running) if self.running else "-"
-        return Group(
-            ProgressBar(total=max(tally.total, 1), completed=tally.finished, width=50),
-            Text(tally.line()),
-            Text(f"running: {running}" + (f" · {self.step_text}" if self.running else "")))
+        width = 40
+        filled = round(width * tally.finished / tally.total) if tally.total else width
+        bar = Text.assemble(("━" * filled, "green"), ("━" * (width - filled), "grey37"), f" {tally.percent():3.0f}%")
+        return Group(bar, Text(tally.line()),
+                     Text(f"running: {running}" + (f" · {self.step_text}" if self.running else "")))
 
 
 def print_summary(report: dict[str, Any], *, rows: bool = True) -> None:
