@@ -227,3 +227,14 @@ def test_prefect_yaml_registers_the_nightly_demo_deployment(prefect_ui_server: S
     assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [(definitions.EXAMPLE_CRON, True)]
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory":
                                       {"directory": str(REPO_ROOT)}}]
+
+    # the documented way to alert on this deployment (prefect.yaml has no key for automations)
+    from deployments.alerts import automation_name
+
+    notify = subprocess.run([sys.executable, "-m", "nst_cli", "notify", "stylize-manifest/demo-nightly", "--webhook",
+                             "http://127.0.0.1:9/nst-alert"], cwd=REPO_ROOT, env=client_env(prefect_ui_server),
+                            capture_output=True, text=True, timeout=180)
+    assert notify.returncode == 0, notify.stdout + notify.stderr
+    with api_client(prefect_ui_server) as client:
+        (automation,) = client.read_automations_by_name(automation_name("stylize-manifest/demo-nightly"))
+    assert f"prefect.deployment.{deployment.id}" in str(automation.trigger.match_related)  # this deployment only
