@@ -10,6 +10,7 @@ stays readable on a wide screen and a phone alike.
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -96,12 +97,21 @@ td {{ min-width: 72px; max-width: 160px; font-size: 0.75em; }}
 .warning {{ background: #fee; border: 2px solid #b00; padding: 0.6em; font-weight: bold; }}
 </style></head>
 <body><h1>{html.escape(page.title)}</h1>{banner}
-<p class="summary" id="summary">{html.escape(counts)}{f" &middot; finished {html.escape(page.finished)}" if page.finished else ""}</p>
+<p class="summary" id="summary">{html.escape(counts)}{f" &middot; finished {html.escape(_when(page.finished))}" if page.finished else ""}</p>
 <details id="settings"><summary>settings</summary><ul>{settings}</ul></details>
 <div class="scroll"><table id="grid"><thead><tr><th>content \\ style</th>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
 </body></html>
 """
+
+
+def _when(iso: str) -> str:
+    """'2026-11-26T03:00:00+00:00' -> '2026-11-26 03:00 UTC' (run.json keeps the ISO form)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "").replace("UTC+00:00", "UTC")
 
 
 def _text(value: Any) -> str:
