@@ -17,6 +17,7 @@ from distributed import Client, get_task_stream  # noqa: E402
 
 from flows.dask_runner import GPU_RESOURCE, dask_task_runner, gpu_local_cluster  # noqa: E402
 from flows.stylize_manifest import run_manifest  # noqa: E402
+from tasks.options import RunOptions  # noqa: E402
 from tests.flows.test_stylize_manifest import write_manifest  # noqa: E402
 
 
