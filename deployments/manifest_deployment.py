@@ -19,17 +19,15 @@ from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Interval
 from prefect.workers.process import ProcessWorker
 
+from deployments.names import ENTRYPOINT, EXAMPLE_CRON, FLOW_NAME, GPU_LIMIT, WORK_POOL
 from flows.stylize_manifest import stylize_manifest
 from tasks.options import RunOptions
 from tasks.prefect_tasks import ensure_concurrency_limit
 from tasks.stores import absolute
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FLOW_NAME = "stylize-manifest"
-ENTRYPOINT = "flows/stylize_manifest.py:stylize_manifest"  # relative to REPO_ROOT (the source)
-WORK_POOL = "nst-process"
-GPU_LIMIT = "nst-gpu"
-EXAMPLE_CRON = "0 3 * * *"  # every night at 03:00 (UTC unless the schedule names a timezone)
+__all__ = ["ENTRYPOINT", "EXAMPLE_CRON", "FLOW_NAME", "GPU_LIMIT", "WORK_POOL", "deploy_manifest", "ensure_work_pool",
+           "serve_manifest"]
 
 
 def manifest_parameter(manifest: str | Path) -> str:

@@ -11,6 +11,7 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 
 from tasks.layout import FAILED, GALLERY_KEY, PairOutcome, thumbnail_key
+from tasks.progress import Tally
 from tasks.stores import Storage
 
 
@@ -21,18 +22,16 @@ def artifact_key(name: str, kind: str) -> str:
 
 
 class Progress:
-    """A progress artifact advanced as pair batches finish."""
+    """The progress artifact of a run: every pair counted (done, failed, skipped) and an ETA."""
 
-    def __init__(self, name: str, total: int) -> None:
-        self.total = max(total, 1)
-        self.finished = 0
+    def __init__(self, name: str, tally: Tally) -> None:
+        self.tally = tally
         self.artifact_id: UUID = create_progress_artifact(
-            0.0, key=artifact_key(name, "progress"), description=f"{name}: pairs finished out of {total}")
+            tally.percent(), key=artifact_key(name, "progress"), description=tally.line())
 
-    def advance(self, pairs: int) -> None:
-        self.finished += pairs
-        update_progress_artifact(self.artifact_id, 100.0 * self.finished / self.total,
-                                 description=f"{self.finished} of {self.total} pairs finished")
+    def update(self) -> None:
+        update_progress_artifact(self.artifact_id, self.tally.percent(),
+                                 description=self.tally.line())
 
 
 # The UI is served over http://, and browsers refuse file:// images there ("Not allowed to load
@@ -56,17 +55,36 @@ def _thumbnail_src(storage: Storage, key: str, budget: list[int]) -> str:
     return f'data:image/jpeg;base64,{base64.b64encode(data).decode("ascii")} "{url}"'
 
 
+def open_hint(storage: Storage) -> str:
+    """How a person opens the links: presigned URLs open anywhere; browsers refuse file:// links
+    from the UI's http:// page, so for a local folder the hint says what to do instead."""
+    if not storage.url(GALLERY_KEY).startswith("file://"):
+        return "Links are presigned URLs: click to open (they expire, see NST_S3_PRESIGN_SECONDS)."
+    folder = storage.uri
+    return (f"Local output in `{folder}`: browsers refuse `file://` links from this page. Copy a link into "
+            f"the address bar, open `{folder}/index.html` from your file manager, or serve the folder: "
+            f"`python -m http.server --directory {folder} 8000` and open http://localhost:8000/.")
+
+
 def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage) -> None:
-    """A results table (pair, status, losses, seconds, link) and a gallery as markdown."""
-    rows = [{"pair": o.name, "status": o.status, "reason": o.reason,
+    """A results table (pair, status, loss, seconds before the long reason and link columns, so
+    those cannot push them off-screen) and the gallery as markdown: thumbnails, clickable links,
+    failures."""
+    rows = [{"pair": o.name, "status": o.status,
              "total loss": f"{o.losses['total']:.4g}" if o.losses else "",
-             "seconds": o.seconds or "", "link": o.link} for o in outcomes]
+             "seconds": o.time_text(), "reason": o.reason, "link": o.link} for o in outcomes]
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
     budget = [INLINE_THUMBNAILS_BYTES]
     images = [f"| {o.content} x {o.style} | ![{o.content} x {o.style}]"
-              f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) |"
-              for o in outcomes if o.status != FAILED]
-    failed = [f"- {o.content} x {o.style}: {o.reason}" for o in outcomes if o.status == FAILED]
-    markdown = "\n".join([f"# {name}", f"Gallery: {storage.url(GALLERY_KEY)}", "", "| pair | result |",
-                          "|---|---|", *images] + (["", "## Failed", *failed] if failed else []))
+              f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) | [{o.name}.png]({o.link}) | "
+              f"{rows[i]['total loss'] or o.status} | {o.time_text()} |"
+              for i, o in enumerate(outcomes) if o.status != FAILED]
+    failed = [f"- {o.content} x {o.style}: {_one_line(o.reason)}" for o in outcomes if o.status == FAILED]
+    markdown = "\n".join([f"# {name}", f"Gallery: [index.html]({storage.url(GALLERY_KEY)})", "",
+                          open_hint(storage), "", "| pair | result | image | total loss | seconds |",
+                          "|---|---|---|---|---|", *images] + (["", "## Failed", *failed] if failed else []))
     create_markdown_artifact(markdown, key=artifact_key(name, "gallery"), description=f"{name}: gallery")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

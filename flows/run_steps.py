@@ -4,8 +4,9 @@ gallery, artifacts, final state). Each runs inside a flow run (they use its logg
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
@@ -14,21 +15,47 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from flows.artifacts import Progress, publish_results
-from nst_engine.vgg import is_random_weights
+from tasks import progress
 from tasks.engine_work import BatchFailed
-from tasks.gallery import gallery_html
+from tasks.gallery import GalleryPage, gallery_html, settings_shown, write_input_thumbnails
 from tasks.layout import FAILED, GALLERY_KEY, REPORT_KEY, SKIPPED, PairOutcome, image_key
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
 from tasks.output_guard import check_output_location, claim_output, local_manifest_path
 from tasks.plan import PairJob, Plan
-from tasks.prefect_tasks import ensure_concurrency_limit, style_target_task, stylize_batch_task
-from tasks.report import earlier_outcomes, run_report, summary_line
+from tasks.prefect_tasks import (ensure_concurrency_limit, failed_pairs_task, style_target_task,
+                                 stylize_batch_task)
+from tasks.report import PairsFailed, earlier_outcomes, run_report, summary_line
 from tasks.stores import Storage, StorageError, open_storage, read_json, write_json
 from tasks.style_cache import StyleCache, cache_location
+from tasks.weights import random_weights_warning
 
-RANDOM_WEIGHTS_WARNING = ("These images were made with RANDOM VGG-19 weights (no ImageNet weights were "
-                          "available): they show the pipeline working, not real style transfer.")
+
+
+class _ExpectedFailureNoise(logging.Filter):
+    """Drops two log records Prefect 3.9 writes for failures this pipeline expects and reports
+    itself (one log line per failed pair, the states' messages, "Finished in state ..." lines):
+
+    - the process entrypoint (`python -m prefect.engine`, used by workers and `serve`) runs the
+      flow with return_type="result", so for a Failed final state it raises the state's
+      exception and logs "Engine execution exited with unexpected exception" with a traceback:
+      dropped when that exception is our PairsFailed;
+    - a task that returns a Failed state (a batch with a failed pair, a failed-pairs marker) is
+      logged as "Task run failed with state: ..." with exc_info=True but no exception, which
+      prints "NoneType: None": dropped (the task's "Finished in state Failed(...)" follows).
+
+    Any other exception keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, PairsFailed):
+            return False
+        return not (record.exc_info and exc is None and str(record.msg).startswith("Task run failed with state"))
+
+
+for _logger_name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+    logging.getLogger(_logger_name).addFilter(_ExpectedFailureNoise())
 
 
 @dataclass(frozen=True)
@@ -38,14 +65,11 @@ class OpenRun:
     manifest: Manifest
     storage: Storage
     cache_uri: str
+    weights_warning: str | None = None  # why the weights are random, when they are
 
     @property
     def cache(self) -> StyleCache:
         return StyleCache.at(self.cache_uri)
-
-    @property
-    def random_weights(self) -> bool:
-        return is_random_weights(self.manifest.engine.weights)
 
 
 @dataclass
@@ -65,16 +89,18 @@ class StyleStats:
 def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") -> OpenRun:
     """Read and check the manifest (the run's only read of it), name the flow run after it, and
     open the output store and the style cache."""
-    manifest = manifest_for_run(load_manifest(manifest_uri), options)  # ManifestError: before any GPU work
+    as_written = load_manifest(manifest_uri)  # ManifestError: before any GPU work
+    manifest = manifest_for_run(as_written, options)
     _name_flow_run(manifest.name + run_name_suffix)
-    run = OpenRun(manifest, open_storage(options.output or manifest.output), cache_location(manifest.cache))
+    run = OpenRun(manifest, open_storage(options.output or manifest.output), cache_location(manifest.cache),
+                  random_weights_warning(as_written.engine.weights, options))
     # Only into a folder that is empty or already ours (OutputRefusedError says why not), and
     # marked ours before the first write, so a run stopped early still finds it its own.
     check_output_location(run.storage, manifest=local_manifest_path(manifest),
                           allow_non_empty=options.allow_non_empty_output)
     claim_output(run.storage)
-    if run.random_weights:
-        get_run_logger().warning(RANDOM_WEIGHTS_WARNING)
+    if run.weights_warning:
+        get_run_logger().warning(run.weights_warning)
     if options.gpu_limit:
         ensure_concurrency_limit(options.gpu_limit, options.gpu_slots)
     return run
@@ -111,12 +137,35 @@ def planned_outcomes(plan: Plan) -> list[PairOutcome]:
                                         fingerprint=j.fingerprint) for j in plan.skipped)]
 
 
+def start_progress(plan: Plan, name: str, label: str) -> "Progress":
+    """The run's tally (every pair of the plan), its progress artifact, and a failed task run
+    per reason for the pairs that failed at planning, so the task list shows them too."""
+    decided = planned_outcomes(plan)
+    tally = progress.Tally(total=len(plan.todo) + len(decided))
+    tally.count(decided, worked=False)
+    progress.current().run_planned(name, tally.total, decided)
+    mark_failed(plan.failed)
+    return Progress(label, tally)
+
+
+def mark_failed(outcomes: Sequence[PairOutcome]) -> None:
+    """One short Failed task run per reason (pairs sharing an unreadable input share one),
+    named after every pair in it."""
+    by_reason: dict[str, list[PairOutcome]] = {}
+    for outcome in outcomes:
+        by_reason.setdefault(outcome.reason, []).append(outcome)
+    for group in by_reason.values():
+        failed_pairs_task.with_options(task_run_name="failed " + pair_list(group))(group, return_state=True)
+
+
 def run_batches(plan: Plan, run: OpenRun, options: RunOptions, styles: StyleStats,
-                progress_label: str) -> tuple[list[PairOutcome], int]:
-    """Submit every batch (pairs whose style target failed fail here), advance a progress
+                progress_artifact: "Progress") -> tuple[list[PairOutcome], int]:
+    """Submit every batch (pairs whose style target failed fail here), advance the progress
     artifact as batches finish, and return every pair's outcome and the task runs submitted."""
     outcomes: list[PairOutcome] = []
     submitted: list[tuple[list[PairJob], PrefectFuture[Any]]] = []
+    tally, sink = progress_artifact.tally, progress.current()
+    tally.start_work()
     for batch in plan.batches:
         runnable = []
         for job in batch:
@@ -129,19 +178,31 @@ def run_batches(plan: Plan, run: OpenRun, options: RunOptions, styles: StyleStat
             future = (stylize_batch_task.with_options(task_run_name=batch_task_name(runnable))
                       .submit(runnable, run.storage.uri, run.cache_uri, options))
             submitted.append((runnable, future))
-    progress = Progress(progress_label, sum(len(jobs) for jobs, _ in submitted))
+    if outcomes:  # pairs of a failed style target: counted and shown like any other failure
+        mark_failed(outcomes)
+        tally.count(outcomes, worked=False)
+        progress_artifact.update()
     jobs_of = {id(future): jobs for jobs, future in submitted}
     for future in as_completed([future for _, future in submitted]):
         future.wait()  # as_completed can yield before the final state is readable
-        outcomes += batch_outcomes(jobs_of[id(future)], future)
-        progress.advance(len(jobs_of[id(future)]))
+        jobs = jobs_of[id(future)]
+        finished = batch_outcomes(jobs, future)
+        outcomes += finished
+        tally.count(finished)
+        sink.pairs_finished([f"{j.content_id} x {j.style_id}" for j in jobs], finished)
+        progress_artifact.update()
     return outcomes, len(submitted)
 
 
+def pair_list(pairs: Sequence[PairJob] | Sequence[PairOutcome]) -> str:
+    """Every pair, "photo0 x art0, photo0 x art1": task names carry all their pairs, written out
+    whole, so the UI's search by name finds any one of them."""
+    return ", ".join(f"{p.content_id} x {p.style_id}" if isinstance(p, PairJob) else f"{p.content} x {p.style}"
+                     for p in pairs)
+
+
 def batch_task_name(jobs: list[PairJob]) -> str:
-    if len(jobs) == 1:
-        return f"stylize {jobs[0].content_id} x {jobs[0].style_id}"
-    return f"stylize {len(jobs)} pairs: {jobs[0].content_id} x {jobs[0].style_id}, ..."
+    return "stylize " + pair_list(jobs)
 
 
 def _result(future: PrefectFuture[Any]) -> Any:
@@ -167,10 +228,12 @@ def add_links(outcomes: list[PairOutcome], storage: Storage) -> None:
 
 def finish(run: OpenRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, report_key: str = REPORT_KEY,
            gallery: bool = True, label: str | None = None, unfinished: str = "") -> State:
-    """The end of every run: links, report (and gallery), UI artifacts, the final state.
+    """The end of every run: links, report (and gallery), UI artifacts, a log line per failed
+    pair, the final state.
 
     Completed, or Failed naming how many pairs failed (`unfinished`: why some pairs were not
-    even tried, e.g. shards that never finished, also fails the run). The state carries the report.
+    even tried, e.g. shards that never finished, also fails the run). A Completed state carries
+    the report; a Failed one a PairsFailed holding it (see report_of).
     """
     manifest, storage = run.manifest, run.storage
     add_links(outcomes, storage)
@@ -181,13 +244,18 @@ def finish(run: OpenRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, 
     report = run_report(manifest.name, outcomes, stats, earlier)
     write_report(run, report, report_key, gallery)
     publish_results(label or manifest.name, outcomes, storage)
+    logger = get_run_logger()
+    for outcome in outcomes:
+        if outcome.status == FAILED:
+            logger.error("failed %s x %s: %s", outcome.content, outcome.style, outcome.reason)
     counts = report["counts"]
     message = summary_line(counts) + (f"; {unfinished}" if unfinished else "")
-    get_run_logger().info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
+    logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
     if counts[FAILED]:
-        return Failed(message=f"{counts[FAILED]} of {len(outcomes)} pairs failed ({message})", data=report)
+        message = f"{counts[FAILED]} of {len(outcomes)} pairs failed ({message})"
+        return Failed(message=message, data=PairsFailed(message, report))
     if unfinished:
-        return Failed(message=message, data=report)
+        return Failed(message=message, data=PairsFailed(message, report))
     return Completed(message=message, data=report)
 
 
@@ -195,13 +263,15 @@ def write_report(run: OpenRun, report: dict[str, Any], key: str = REPORT_KEY, ga
     """run.json (or a shard's report) and the gallery. A store that went away is logged and noted
     in the report, not raised: the report still reaches the caller and the UI."""
     manifest = run.manifest
-    warning = RANDOM_WEIGHTS_WARNING if run.random_weights else None
     try:
         write_json(run.storage, key, report)
         if gallery:
-            page = gallery_html(manifest.name, [c.id for c in manifest.contents], [s.id for s in manifest.styles],
-                                report["pairs"], warning)
-            run.storage.write(GALLERY_KEY, page.encode(), content_type="text/html")
+            page = GalleryPage(manifest.name, [c.id for c in manifest.contents], [s.id for s in manifest.styles],
+                               report["pairs"], finished=report["finished"], counts=report["counts"],
+                               settings=settings_shown(manifest.engine),
+                               input_thumbs=write_input_thumbnails(manifest, run.storage),
+                               warning=run.weights_warning)
+            run.storage.write(GALLERY_KEY, gallery_html(page).encode(), content_type="text/html")
     except StorageError as exc:
         get_run_logger().error("could not write the run report and gallery: %s", exc)
         report["report_error"] = str(exc)

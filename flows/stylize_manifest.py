@@ -1,7 +1,8 @@
 """The flow: manifest -> plan -> style targets -> pair batches -> run.json + gallery."""
 
-# No `from __future__ import annotations`: Prefect validates flow parameters with pydantic from
-# these annotations, and a served run failed to resolve RunOptions from a string annotation.
+# No `from __future__ import annotations` here: a served run (`nst serve`, flow.serve) validates
+# the parameters against the flow's annotations, and Prefect 3.9 then failed to resolve the string
+# "RunOptions" ("Stylize_ManifestModel is not fully defined", tests/ui serve test); real classes resolve.
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -9,10 +10,12 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.run_steps import compute_styles, finish, open_run, planned_outcomes, run_batches
+from flows.run_steps import compute_styles, finish, open_run, planned_outcomes, run_batches, start_progress
 from tasks.layout import REPORT_KEY
 from tasks.options import RunOptions
 from tasks.plan import build_plan, record_results
+from tasks.progress import plan_in_words
+from tasks.report import PairsFailed
 from tasks.shards import runner_identity, shard_report_key, shard_selector
 from tasks.stores import absolute
 
@@ -32,11 +35,12 @@ def stylize_manifest(manifest_uri: str, options: RunOptions = RunOptions()) -> S
     select = shard_selector([(p.content, p.style) for p in run.manifest.pairs], shard) if shard else None
     plan = build_plan(run.manifest, run.storage, force=options.force, only=options.only,
                       batch_size=options.batch_size, cached=run.cache.has, select=select)
-    get_run_logger().info("plan: %s", plan.summary())
+    get_run_logger().info("plan: %s", plan_in_words(plan))
+    label = f"{run.manifest.name}-shard-{shard.replace('/', '-of-')}" if shard else run.manifest.name
+    progress = start_progress(plan, run.manifest.name, label)
 
     styles = compute_styles(plan, run, options)
-    label = f"{run.manifest.name}-shard-{shard.replace('/', '-of-')}" if shard else run.manifest.name
-    done, task_runs = run_batches(plan, run, options, styles, progress_label=label)
+    done, task_runs = run_batches(plan, run, options, styles, progress)
     record_results(plan, run.storage, done)  # so the next run's plan need not read their provenance
 
     stats: dict[str, Any] = {"style_targets": styles.to_dict(), "task_runs": len(plan.style_jobs) + task_runs,
@@ -62,8 +66,10 @@ def run_manifest(manifest_uri: str, options: RunOptions = RunOptions(), *,
 
 
 def report_of(state: State) -> tuple[State, dict[str, Any]]:
-    """A finished flow's state and the report it returned; re-raises what it failed with."""
+    """A finished flow's state and its run report; re-raises what it failed with otherwise."""
     report = state.result(raise_on_failure=False)
+    if isinstance(report, PairsFailed):  # some pairs failed: the run did its job, the report says which
+        return state, report.report
     if isinstance(report, BaseException):
         raise report
     return state, report

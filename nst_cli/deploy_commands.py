@@ -1,4 +1,9 @@
-"""`nst deploy` and `nst serve`: scheduled runs of a manifest on a Prefect server."""
+"""`nst deploy`, `nst serve` and `nst notify`: scheduled runs of a manifest on a Prefect server,
+and an alert when one fails.
+
+Prefect is imported by the handlers, not here: the parser is built for every `nst` command, and
+importing Prefect costs ~5 s that `nst validate` or a no-op `nst run` should not pay.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from prefect.settings import PREFECT_API_URL
-
-from deployments.manifest_deployment import GPU_LIMIT, WORK_POOL, deploy_manifest, serve_manifest
+from deployments.names import FLOW_NAME, GPU_LIMIT, WORK_POOL
 from nst_cli.errors import fail
 from nst_cli.manifest_commands import add_run_option_flags, run_options_from_args
 from tasks.manifest import load_manifest
@@ -21,7 +24,18 @@ def add_parsers(commands: Any) -> None:
     deploy = commands.add_parser("deploy", help="register a manifest's deployment for a process work pool")
     _add_schedule_flags(deploy, gpu_limit=GPU_LIMIT)
     deploy.add_argument("--pool", default=WORK_POOL, help=f"work pool, created if missing (default {WORK_POOL})")
+    deploy.add_argument("--notify-webhook", metavar="URL_OR_BLOCK", help=NOTIFY_HELP)
     deploy.set_defaults(handler=cmd_deploy)
+    notify = commands.add_parser("notify", help="notify a webhook when a run of a deployment fails or crashes "
+                                                "(for deployments made by prefect.yaml)")
+    notify.add_argument("deployment", help="the deployment, FLOW/NAME, e.g. stylize-manifest/demo-nightly")
+    notify.add_argument("--webhook", metavar="URL_OR_BLOCK", required=True, help=NOTIFY_HELP)
+    notify.set_defaults(handler=cmd_notify)
+
+
+NOTIFY_HELP = ("attach a Prefect automation that notifies when a run fails or crashes: an http(s) URL "
+               "(a Custom Webhook block is saved for it, POSTing JSON {subject, body}) or an existing "
+               "notification block as TYPE/NAME, e.g. slack-webhook/ops-alerts")
 
 
 def _add_schedule_flags(parser: argparse.ArgumentParser, gpu_limit: str | None = None) -> None:
@@ -36,30 +50,66 @@ def _add_schedule_flags(parser: argparse.ArgumentParser, gpu_limit: str | None =
     add_run_option_flags(parser, defaults={"gpu_limit": gpu_limit})
 
 
-def _deployment_name(args: argparse.Namespace) -> str:
-    """The deployment's name; refuses without a server, or with a bad manifest (fail now, not at 03:00)."""
+def _require_server() -> None:
+    from prefect.settings import PREFECT_API_URL
+
     if not PREFECT_API_URL.value():
         # Without it Prefect would start a temporary server that dies with this command: the
         # deployment would vanish and no UI would show it.
         fail(f"no Prefect server configured. Start one (prefect server start) and point at it: "
              "prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api", code=1)
+
+
+def _deployment_name(args: argparse.Namespace) -> str:
+    """The deployment's name; refuses without a server, or with a bad manifest (fail now, not at 03:00)."""
+    _require_server()
     manifest = load_manifest(args.manifest)
     return args.name or manifest.name
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from deployments.manifest_deployment import deploy_manifest
+
     name = _deployment_name(args)
     deployment_id = deploy_manifest(args.manifest, name=name, options=run_options_from_args(args),
                                     work_pool=args.pool, cron=args.cron, interval=args.interval,
                                     timezone=args.timezone)
     schedule = args.cron or (f"every {args.interval:g} s" if args.interval else "none (trigger it)")
-    print(f"deployment stylize-manifest/{name} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
+    print(f"deployment {FLOW_NAME}/{name} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
+    if args.notify_webhook:
+        _attach_alert(deployment_id, f"{FLOW_NAME}/{name}", args.notify_webhook)
     print(f"start a worker:  prefect worker start --pool {args.pool}")
     print(f"run it now:      prefect deployment run 'stylize-manifest/{name}'")
     return 0
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    _require_server()
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(args.deployment)
+        except ObjectNotFound:
+            fail(f"no deployment {args.deployment} on this server (see `prefect deployment ls`)", code=1)
+    _attach_alert(deployment.id, args.deployment, args.webhook)
+    return 0
+
+
+def _attach_alert(deployment_id: Any, deployment_name: str, target: str) -> None:
+    from deployments.alerts import AlertError, attach_failure_alert
+
+    try:
+        automation_id = attach_failure_alert(deployment_id, deployment_name, target)
+    except AlertError as exc:
+        fail(str(exc), code=1)
+    print(f"alert: automation {automation_id} notifies {target} when a run of {deployment_name} fails or crashes")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from deployments.manifest_deployment import serve_manifest
+
     name = _deployment_name(args)
     if not (args.cron or args.interval):
         print("nst serve: no --cron or --interval; serving for triggered runs only", file=sys.stderr)

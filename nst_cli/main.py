@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from importlib import metadata
 from typing import Callable, Sequence
 
 from nst_cli import deploy_commands, manifest_commands, stylize_command
@@ -35,12 +36,18 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = main_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # bare `nst`: what it can do, not a usage error
+        parser.print_help()
+        return EXIT_OK
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse's usage errors and --help, as a return value
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler_ in logging.getLogger().handlers:  # Prefect's records have their own console handler
+        handler_.addFilter(lambda record: not record.name.startswith("prefect"))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -60,11 +67,19 @@ def report_error(command: str, exc: BaseException) -> int:
 
 def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nst", description="Neural style transfer, one image or a manifest.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     stylize_command.add_parser(commands)
     manifest_commands.add_parsers(commands)
     deploy_commands.add_parsers(commands)
     return parser
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("nst-pipeline")
+    except metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown (not installed)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,16 +12,19 @@ from typing import Any
 from nst_cli.errors import fail
 from nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals
 from nst_cli.prefect_api import prefect_api
+from nst_cli.run_display import TerminalProgress, plan_lines, print_summary
 from nst_engine.errors import WeightsError
 from nst_engine.vgg import load_weights
+from tasks import progress
+from tasks.layout import GALLERY_KEY
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
 from tasks.output_guard import check_output_location, local_manifest_path
-from tasks.plan import build_plan
+from tasks.plan import Plan, build_plan
 from tasks.report import summary_line
-from tasks.stores import open_storage
+from tasks.stores import Storage, open_storage
 from tasks.style_cache import StyleCache, cache_location
-from tasks.weights import weights_problem
+from tasks.weights import random_weights_warning, weights_problem
 
 # A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -33,9 +36,16 @@ def add_parsers(commands: Any) -> None:
     validate.add_argument("manifest", help="the manifest file (YAML)")
     validate.set_defaults(handler=cmd_validate)
 
-    run = commands.add_parser("run", help="stylize every pair of a manifest through the Prefect flow")
+    run = commands.add_parser("run", help="stylize every pair of a manifest through the Prefect flow",
+                              description="Plan the manifest, then run the pairs to do through the Prefect flow "
+                                          "in this process. Nothing to do: it says so and exits without Prefect. "
+                                          "Uses the server PREFECT_API_URL names when set (its UI shows the "
+                                          "run); otherwise a temporary local one.")
     run.add_argument("manifest", help="the manifest file (YAML)")
-    run.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and every pair it would do; run nothing")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="no progress: only the final summary")
+    shown.add_argument("-v", "--verbose", action="store_true", help="Prefect's own log lines too")
     run.add_argument("--fallback-weights", help="weights to use when the manifest's cannot be loaded "
                                                 "(the demo uses `random`, and says so loudly)")
     add_run_option_flags(run)
@@ -101,28 +111,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
-    options = run_options_from_args(args, weights=args.weights or _fallback(manifest.engine.weights,
-                                                                            args.fallback_weights))
+    why = None if args.weights else _fallback(manifest.engine.weights, args.fallback_weights)
+    options = run_options_from_args(args, **({"weights": args.fallback_weights, "weights_fallback": why} if why else {}))
     guard_output(manifest, options)  # before any work, and before a Prefect server starts
+    run_manifest, storage, plan = _plan(manifest, options)
+    if args.dry_run and not _weights_available(run_manifest, "run --dry-run"):
+        return 1
+    if args.dry_run or not args.quiet:
+        print("\n".join(plan_lines(run_manifest.name, storage.uri, plan, list_todo=args.dry_run)))
     if args.dry_run:
-        return _dry_run(manifest, options)
+        return 0
+    if not plan.todo and not plan.failed:  # a resume with nothing left: no Prefect, no server
+        print(f"{run_manifest.name}: nothing to do; output: {storage.uri}; gallery: {storage.url(GALLERY_KEY)}")
+        return 0
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    with prefect_api(), stop_on_signals("run") as signals:
-        state, report = run_beside_signal_handlers(lambda: _run_flow(args, options))
-    counts = report["counts"]
-    print(f"{manifest.name}: {summary_line(counts)}; style targets computed: "
-          f"{report['style_targets']['computed']}; output: {report['output']}")
-    this_run = report["pairs"][:len(report["pairs"]) - report.get("carried_over", 0)]  # run_report's order
-    for pair in this_run:
-        if pair["status"] == "failed":
-            print(f"  failed {pair['content']} x {pair['style']}: {pair['reason']}", file=sys.stderr)
+    # Prefect's console lines would repeat what the display shows (and break its redrawing);
+    # --verbose shows them. The run's logs still reach the server (and its UI) in full.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if args.verbose else "CRITICAL")
+    warning = random_weights_warning(manifest.engine.weights, options)
+    if warning and not args.quiet:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    display = None if args.quiet else TerminalProgress(options.log_every)
+    previous = progress.install(display)
+    try:
+        with prefect_api(), stop_on_signals("run") as signals:
+            state, report = run_beside_signal_handlers(lambda: _run_flow(args, options))
+    finally:
+        progress.install(previous)
+        if display is not None:
+            display.close()
+    print_summary(report, rows=not args.quiet)
+    print(f"gallery: {storage.url(GALLERY_KEY)}")
     if signals:
         name = signal.Signals(signals[0]).name
-        print(f"nst run: stopped by {name}: {summary_line(counts)}; rerun the same command to finish",
+        print(f"nst run: stopped by {name}: {summary_line(report['counts'])}; rerun the same command to finish",
               file=sys.stderr)
         return 128 + signals[0]
-    return 1 if counts["failed"] else 0
+    return 1 if report["counts"]["failed"] or not state.is_completed() else 0
+
+
+def _plan(manifest: Manifest, options: RunOptions) -> tuple[Manifest, Storage, Plan]:
+    """The plan as the flow will make it (the flow plans again: the inputs may change meanwhile)."""
+    manifest = manifest_for_run(manifest, options)
+    storage = open_storage(options.output or manifest.output)
+    cache = StyleCache.at(cache_location(manifest.cache))
+    plan = build_plan(manifest, storage, force=options.force, only=options.only,
+                      batch_size=options.batch_size, cached=cache.has)
+    return manifest, storage, plan
 
 
 def _run_flow(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
@@ -156,7 +192,8 @@ def _run_flow(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[
 
 
 def _fallback(weights: str, fallback: str | None) -> str | None:
-    """`fallback` when `weights` cannot be loaded here, else None (keep the manifest's)."""
+    """Why `weights` cannot be loaded here, when a `fallback` is given and they cannot; else None
+    (keep the manifest's)."""
     if not fallback:
         return None
     try:
@@ -165,7 +202,7 @@ def _fallback(weights: str, fallback: str | None) -> str | None:
         banner = "!" * 78
         print(f"{banner}\nWEIGHTS '{weights}' ARE NOT AVAILABLE: {exc}\nFALLING BACK TO '{fallback}': "
               f"the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
-        return fallback
+        return str(exc)
     return None
 
 
@@ -182,21 +219,3 @@ def _weights_available(manifest: Manifest, command: str) -> bool:
     for problem in problems:
         print(f"nst {command}: error: {manifest.source}: {problem}", file=sys.stderr)
     return not problems
-
-
-def _dry_run(manifest: Manifest, options: RunOptions) -> int:
-    manifest = manifest_for_run(manifest, options)
-    if not _weights_available(manifest, "run --dry-run"):
-        return 1
-    storage = open_storage(options.output or manifest.output)
-    cache = StyleCache.at(cache_location(manifest.cache))
-    plan = build_plan(manifest, storage, force=options.force, only=options.only,
-                      batch_size=options.batch_size, cached=cache.has)
-    summary = plan.summary()
-    print(f"plan for {manifest.name} -> {storage.uri}")
-    print("  " + ", ".join(f"{k}: {v}" for k, v in summary.items()))
-    print(f"  task runs: {len(plan.style_jobs) + len(plan.batches)} "
-          f"(batches of up to {max((len(b) for b in plan.batches), default=0)} pairs)")
-    for outcome in plan.failed:
-        print(f"  will fail {outcome.content} x {outcome.style}: {outcome.reason}")
-    return 0

@@ -4,6 +4,7 @@
 <output>/results/<content>--<style>.png    the image
 <output>/results/<content>--<style>.json   its provenance (written last: marks the pair done)
 <output>/thumbs/<content>--<style>.jpg     the gallery's thumbnail
+<output>/thumbs/inputs/<kind>/<id>.jpg      a content's or style's own thumbnail (gallery headers)
 <output>/index.html                        the gallery
 <output>/run.json                          the run report
 <output>/shards/<i>-of-<n>.json            a shard's report (sharded runs)
@@ -40,6 +41,11 @@ def thumbnail_key(content_id: str, style_id: str) -> str:
     return f"{THUMBS_PREFIX}/{pair_name(content_id, style_id)}.jpg"
 
 
+def input_thumbnail_key(kind: str, ident: str) -> str:
+    """kind: "content" or "style"."""
+    return f"{THUMBS_PREFIX}/inputs/{kind}/{ident}.jpg"
+
+
 def shard_report_key(index: int, count: int) -> str:
     return f"{SHARDS_PREFIX}/{index}-of-{count}.json"
 
@@ -62,13 +68,22 @@ class PairOutcome:
     status: str  # done | skipped | failed
     reason: str = ""
     losses: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the engine call that made it, measured (see batch_size)
+    batch_size: int = 0  # pairs optimised together in that call: one call cannot be split per pair
     fingerprint: str = ""
     link: str = ""  # where a person opens the image: a file URI, or a presigned URL on S3
 
     @property
     def name(self) -> str:
         return pair_name(self.content, self.style)
+
+    def time_text(self) -> str:
+        """The measured time as a person should read it: a pair alone, or the batch it shared."""
+        if not self.seconds:
+            return ""
+        if self.batch_size > 1:
+            return f"{self.seconds:.1f} s, batch of {self.batch_size}"
+        return f"{self.seconds:.1f} s"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v not in ("", {}, None, 0.0)}

@@ -39,6 +39,7 @@ class RunOptions:
     gpu_slots: int = 1  # concurrent engine calls (GPUs) in this process, or the size of gpu_limit
     gpu_limit: str | None = None  # a Prefect global concurrency limit shared by every worker
     weights: str | None = None  # VGG-19 weights for every pair; None: the manifest's
+    weights_fallback: str = ""  # why `weights` replaced the manifest's (those could not be loaded)
     shard: str | None = None  # "i/n": run only that shard's pairs (flows/sharded.py)
     log_every: int = 50  # engine progress lines in the task logs, every this many iterations
     allow_non_empty_output: bool = False  # write into a non-empty folder that is not a pipeline output

@@ -9,10 +9,13 @@ from typing import Any, Iterator
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.states import Completed, Failed, State
 
 from nst_engine import ProgressEvent
+from tasks import progress
 from tasks.engine_work import BatchFailed, compute_style_target, stylize_batch
 from tasks.interrupt import check_stop
+from tasks.layout import PairOutcome
 from tasks.options import RunOptions
 from tasks.plan import PairJob, StyleJob
 from tasks.stores import open_storage
@@ -60,12 +63,16 @@ def style_target_task(job: StyleJob, cache_uri: str, device: str, options: RunOp
 
 
 @task(name="stylize-batch", cache_policy=NO_CACHE)
-def stylize_batch_task(jobs: list[PairJob], output_uri: str, cache_uri: str,
-                       options: RunOptions) -> list[dict[str, Any]]:
+def stylize_batch_task(jobs: list[PairJob], output_uri: str, cache_uri: str, options: RunOptions) -> State:
+    """Completed with every pair's outcome, or Failed (no traceback: an unreadable input is
+    not a bug) naming each failed pair, with a BatchFailed holding every outcome as its data."""
     logger = get_run_logger()
+    names = [f"{job.content_id} x {job.style_id}" for job in jobs]
+    sink = progress.current()
 
     def on_progress(event: ProgressEvent) -> None:
         check_stop()  # Ctrl+C / SIGTERM: abandon this image between two iterations
+        sink.engine_step(names, event)
         last = event.scale_index + 1 == event.scale_count and event.step == event.steps
         if event.step % options.log_every == 0 or last:
             logger.info("scale %d/%d (%dx%d) step %d/%d loss %.4g (%.1f s)", event.scale_index + 1,
@@ -73,9 +80,17 @@ def stylize_batch_task(jobs: list[PairJob], output_uri: str, cache_uri: str,
                         event.losses.total, event.elapsed)
 
     with gpu_slot(options):
+        sink.batch_started(names)
         try:
             outcomes = stylize_batch(jobs, open_storage(output_uri), StyleCache.at(cache_uri), on_progress=on_progress)
-        except BatchFailed as exc:
-            logger.error("%s", exc)
-            raise
-    return [o.to_dict() for o in outcomes]
+        except BatchFailed as exc:  # each failed pair gets its log line from the flow (run_steps.finish)
+            return Failed(message=str(exc), data=exc)
+    return Completed(message=f"{len(outcomes)} done", data=[o.to_dict() for o in outcomes])
+
+
+@task(name="failed-pairs", cache_policy=NO_CACHE)
+def failed_pairs_task(outcomes: list[PairOutcome]) -> State:
+    """A task run that only marks pairs that failed before any engine work (an input that
+    cannot be read, a style target that failed), so the UI's task list shows them too."""
+    reasons = sorted({o.reason for o in outcomes})
+    return Failed(message="; ".join(reasons))

@@ -46,6 +46,21 @@ def earlier_outcomes(previous: object, outcomes: Sequence[PairOutcome],
     return [found[pair] for pair in manifest_pairs if pair in found]
 
 
+class PairsFailed(Exception):
+    """The data of a run's Failed state when some pairs failed: the counts and the report.
+
+    A Failed state needs an exception as its data (Prefect turns anything else into a TypeError
+    traceback when it reads the state); run.json holds the same report for everyone else.
+    """
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable with its report (results persisted or not)
+        return (PairsFailed, (str(self), self.report))
+
+
 def report_outcomes(report: dict[str, Any]) -> list[PairOutcome]:
     return [PairOutcome.from_dict(pair) for pair in report.get("pairs", [])]
 

@@ -12,6 +12,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from nst_engine.vgg import is_random_weights
+from tasks.options import RunOptions
 from tasks.stores import is_local, open_storage, split_object
 from tasks.stores.base import StorageError
 
@@ -64,3 +66,18 @@ def weights_problem(weights: str) -> str | None:
     except WeightsError as exc:
         return str(exc)
     return None
+def random_weights_warning(manifest_weights: str, options: RunOptions) -> str | None:
+    """Why this run's weights are random, or None when they are not: asked for by the manifest,
+    asked for by the run (--weights), or a fallback because the manifest's could not be loaded."""
+    weights = options.weights or manifest_weights
+    if not is_random_weights(weights):
+        return None
+    if options.weights and options.weights_fallback:
+        why = (f"the manifest's weights '{manifest_weights}' could not be loaded here "
+               f"({options.weights_fallback}) and the run was told to fall back to '{weights}'")
+    elif options.weights:
+        why = f"the run asked for them (--weights {weights})"
+    else:
+        why = f"the manifest asks for them (weights: {weights})"
+    return (f"These images were made with RANDOM VGG-19 weights because {why}: they show the pipeline "
+            "working, not real style transfer.")

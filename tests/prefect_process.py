@@ -96,7 +96,9 @@ def serve_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 # The UI asks the server where the API is; without this it answers port 4200
                 # whatever --port says (Prefect 3.9.0), and every page stays empty.
-                "PREFECT_UI_API_URL": f"{url}/api"})
+                "PREFECT_UI_API_URL": f"{url}/api",
+                # Links the server writes itself (automation notifications) need it: unset, they are "None".
+                "PREFECT_UI_URL": url})
     log = home / "server.log"
     proc = start_process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                           "--port", str(port)], log, env)

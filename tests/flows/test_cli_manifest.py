@@ -72,3 +72,65 @@ def test_validate_and_dry_run_say_when_the_weights_cannot_be_had(tmp_path: Path,
     err = capsys.readouterr().err
     assert "small.pth" in err and "is not a VGG-19 state dict" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_lists_every_pair_it_would_do_and_a_readable_plan(tmp_path: Path, capsys: object) -> None:
+    for i in range(2):
+        make_image(40, 30, seed=i).save(tmp_path / f"photo{i}.png")
+    make_image(32, 32, seed=5, kind="style").save(tmp_path / "art.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: dry\ncontents: [photo0.png, photo1.png, bad.png]\n"
+                                     "styles: [art.png]\nengine: {size: 32, weights: random}\n")
+    assert main(["run", str(tmp_path / "m.yaml"), "--dry-run", "--batch-size", "1"]) == 0
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "3 pairs: 2 to do in 2 engine calls of up to 1 pairs, 0 already done, 1 failing at planning" in out
+    assert "call 1: photo0 x art" in out and "call 2: photo1 x art" in out
+    assert "will fail bad x art: " in out and "{" not in out  # words, not a dict
+
+
+def test_a_resume_with_nothing_to_do_never_imports_prefect(tmp_path: Path, prefect_server: None,
+                                                           capsys: object) -> None:
+    make_image(40, 30, seed=1).save(tmp_path / "ok.png")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "art.png")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("version: 1\nname: resume\ncontents: [ok.png]\nstyles: [art.png]\ncache: cache\n"
+                        "engine: {size: 32, iterations: 2, weights: random}\n")
+    assert main(["run", str(manifest), "--quiet"]) == 0
+    assert "resume: 1 done, 0 skipped, 0 failed" in capsys.readouterr().out  # type: ignore[attr-defined]
+    # again, in a fresh process: every pair is done, so it plans, says so and stops, without Prefect
+    code = ("import sys; from nst_cli.main import main; rc = main(['run', sys.argv[1]]); "
+            "print('prefect imported:', 'prefect' in sys.modules); sys.exit(rc)")
+    again = subprocess.run([sys.executable, "-c", code, str(manifest)], capture_output=True, text=True, cwd=ROOT,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resume: nothing to do" in again.stdout and "prefect imported: False" in again.stdout
+    assert "nothing to do (1 already done with the same fingerprint, 0 failing at planning)" in again.stdout
+    dry = subprocess.run([sys.executable, "-m", "nst_cli", "run", str(manifest), "--dry-run"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert dry.returncode == 0 and "up to 0" not in dry.stdout and "nothing to do" in dry.stdout
+
+
+def test_bare_nst_prints_help_and_version_works(capsys: object) -> None:
+    assert main([]) == 0
+    assert "usage: nst" in capsys.readouterr().out  # type: ignore[attr-defined]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("nst ")  # type: ignore[attr-defined]
+
+
+def test_terminal_progress_writes_plain_lines_when_not_a_tty() -> None:
+    import io
+
+    from nst_cli.run_display import TerminalProgress
+    from tasks.layout import PairOutcome
+
+    stream = io.StringIO()
+    display = TerminalProgress(log_every=10, stream=stream)
+    display.run_planned("demo", 3, [PairOutcome.failed("bad", "art", "bad.png: not a readable image")])
+    display.batch_started(["photo0 x art"])
+    display.pairs_finished(["photo0 x art"], [PairOutcome("photo0", "art", "done", losses={"total": 1.5},
+                                                          seconds=2.0, batch_size=1)])
+    display.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("started: 1 of 3 pairs finished: 0 done, 1 failed, 0 skipped")
+    assert "running photo0 x art" in lines and "done photo0 x art (2.0 s)" in lines
+    assert lines[-1].startswith("2 of 3 pairs finished: 1 done, 1 failed, 0 skipped") and "ETA" in lines[-1]

@@ -60,7 +60,7 @@ def test_three_by_two_end_to_end_then_skip_then_force(tmp_path: Path, prefect_se
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["counts"]["done"] == 6
     gallery = (out / "index.html").read_text()
-    assert gallery.count("<img ") == 6 and 'href="results/photo2--art1.png"' in gallery
+    assert gallery.count("data-pair=") == 6 and 'href="results/photo2--art1.png"' in gallery  # result images
 
     before = tree_digest(out / "results")
     state, report = run_manifest(str(manifest), RunOptions(batch_size=2))

@@ -77,7 +77,9 @@ def test_s3_manifest_end_to_end_with_503s_then_rerun_skips(tmp_path, prefect_ser
     stored = objects(seaweed, bucket, "gallery/")
     pairs = [f"photo{c}--art{s}" for c in range(2) for s in range(2)]
     assert sorted(stored) == sorted([".nst-output", "index.html", "run.json"] + [f"results/{p}.png" for p in pairs]
-                                    + [f"results/{p}.json" for p in pairs] + [f"thumbs/{p}.jpg" for p in pairs])
+                                    + [f"results/{p}.json" for p in pairs] + [f"thumbs/{p}.jpg" for p in pairs]
+                                    + [f"thumbs/inputs/content/photo{c}.jpg" for c in range(2)]  # gallery headers
+                                    + [f"thumbs/inputs/style/art{s}.jpg" for s in range(2)])
     client = seaweed.client()
     for pair in pairs:
         content, style = pair.split("--")

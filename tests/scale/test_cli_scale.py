@@ -16,7 +16,7 @@ def test_nst_run_on_a_local_dask_cluster_of_two_workers(tmp_path: Path, prefect_
     manifest = write_manifest(tmp_path / "cli-dask", contents=2, styles=2, engine="{size: 32, iterations: 2}")
     assert main(["run", str(manifest), "--task-runner", "dask", "--workers", "2", "--batch-size", "1"]) == 0
     assert "cli-dask: 4 done, 0 skipped, 0 failed; style targets computed: 2" in capsys.readouterr().out
-    assert (manifest.parent / "out" / "index.html").read_text().count("<img ") == 4
+    assert (manifest.parent / "out" / "index.html").read_text().count("data-pair=") == 4
 
 
 @pytest.mark.parametrize(("flags", "message"), [

@@ -7,7 +7,10 @@ subprocesses get PREFECT_API_URL, and in-process calls go through `api_client()`
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
+import threading
 import subprocess
 import sys
 import tempfile
@@ -18,7 +21,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.flows.test_stylize_manifest import write_manifest
-from tests.prefect_process import Server, start_process, stop_process, tail, wait_for
+from tests.prefect_process import Server, free_port, start_process, stop_process, tail, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-output" / "browser"
@@ -26,6 +29,41 @@ CHROMIUM = Path("/usr/bin/chromium")
 RUN_TIMEOUT = 300
 WORK_POOL = "nst-ui-tests"
 GPU_LIMIT = "nst-gpu-ui-tests"
+
+
+@dataclass
+class WebhookReceiver:
+    """A plain HTTP server on 127.0.0.1 that records the JSON bodies POSTed to it."""
+
+    url: str
+    received: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                received.append({"path": self.path, **json.loads(body)})
+            except ValueError:
+                received.append({"path": self.path, "raw": body.decode(errors="replace")})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield WebhookReceiver(f"http://127.0.0.1:{server.server_address[1]}/nst-alert", received)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass(frozen=True)
@@ -37,6 +75,7 @@ class DeployedRun:
     output: Path
     flow_run: Any  # prefect.client.schemas.objects.FlowRun, final state
     worker_log: Path
+    webhook: WebhookReceiver  # where its failure alert goes (--notify-webhook)
 
 
 def client_env(server: Server) -> dict[str, str]:
@@ -106,8 +145,10 @@ def run_nst(server: Server, *args: str, timeout: float = 180) -> subprocess.Comp
 
 
 @pytest.fixture(scope="session")
-def deployed_run(prefect_ui_server: Server, tmp_path_factory: pytest.TempPathFactory) -> DeployedRun:
-    """`nst deploy` of a 3 x 2 manifest with one corrupt photo, run once by a process worker.
+def deployed_run(prefect_ui_server: Server, tmp_path_factory: pytest.TempPathFactory,
+                 webhook_receiver: WebhookReceiver) -> DeployedRun:
+    """`nst deploy` of a 3 x 2 manifest with one corrupt photo, run once by a process worker,
+    with a failure alert to a local webhook receiver.
 
     Shared by the deployment and browser tests: one flow run is enough to look at, and each
     run costs a subprocess that imports torch.
@@ -118,7 +159,7 @@ def deployed_run(prefect_ui_server: Server, tmp_path_factory: pytest.TempPathFac
     photo.write_bytes(photo.read_bytes()[:200])  # truncated: its two pairs fail, the rest go on
 
     deployed = run_nst(prefect_ui_server, "deploy", str(manifest), "--pool", WORK_POOL, "--cron", "0 3 * * *",
-                       "--gpu-limit", GPU_LIMIT, "--batch-size", "1")
+                       "--gpu-limit", GPU_LIMIT, "--batch-size", "1", "--notify-webhook", webhook_receiver.url)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "stylize-manifest/ui-gallery" in deployed.stdout
 
@@ -131,7 +172,7 @@ def deployed_run(prefect_ui_server: Server, tmp_path_factory: pytest.TempPathFac
     finally:
         stop_process(worker)
     return DeployedRun(deployment_name="stylize-manifest/ui-gallery", manifest=manifest, output=folder / "out",
-                       flow_run=flow_run, worker_log=log)
+                       flow_run=flow_run, worker_log=log, webhook=webhook_receiver)
 
 
 # --- the browser ---------------------------------------------------------------------------------

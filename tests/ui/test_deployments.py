@@ -99,6 +99,44 @@ def test_a_worker_runs_the_deployment_and_its_artifacts_are_in_the_api(deployed_
     assert any(m.startswith("4 done, 0 skipped, 2 failed; gallery: file://") for m in messages)
 
 
+def test_a_partial_failure_is_reported_without_a_traceback(deployed_run: DeployedRun,
+                                                           prefect_ui_server: Server) -> None:
+    """Issue 12: the run is Failed with the right counts, each failed pair has one log line with
+    its reason and a task run in the list, and nothing logs a traceback (UI or worker)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    flow_run = deployed_run.flow_run
+    assert flow_run.state.message == "2 of 6 pairs failed (4 done, 0 skipped, 2 failed)"
+    with api_client(prefect_ui_server) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])), limit=200)
+        task_runs = {t.name: t for t in client.read_task_runs(**_filters(flow_run.id))}
+        progress = _artifacts(client, flow_run.id)["nst-ui-gallery-progress"]
+    worker_log = deployed_run.worker_log.read_text(errors="replace")
+    for text in [entry.message for entry in logs] + [worker_log]:
+        assert "Traceback" not in text and "Unexpected result" not in text, text
+    for style in ("art0", "art1"):
+        lines = [e for e in logs if e.message.startswith(f"failed photo1 x {style}: ")]
+        assert len(lines) == 1 and "photo1.png" in lines[0].message  # one line per pair, with its reason
+    marker = task_runs["failed photo1 x art0, photo1 x art1"]  # one task run per unreadable input
+    assert marker.state.is_failed() and "photo1.png" in marker.state.message
+    assert progress.description.startswith("6 of 6 pairs finished: 4 done, 2 failed, 0 skipped")
+
+
+def test_the_failure_alert_reaches_a_webhook(deployed_run: DeployedRun, prefect_ui_server: Server) -> None:
+    """`nst deploy --notify-webhook URL`: the server's automation POSTs to our receiver when the
+    run ends Failed, naming the run, its state and message, and linking to it."""
+    from deployments.alerts import automation_name
+
+    with api_client(prefect_ui_server) as client:
+        (automation,) = client.read_automations_by_name(automation_name(deployed_run.deployment_name))
+    assert automation.enabled and automation.trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed"}
+    received = wait_for(lambda: deployed_run.webhook.received, 120, "the failure notification at the webhook")
+    (alert,) = received
+    assert alert["path"] == "/nst-alert" and "ui-gallery" in alert["subject"] and "Failed" in alert["subject"]
+    assert "2 of 6 pairs failed" in alert["body"]
+    assert f"{prefect_ui_server.url}/runs/flow-run/{deployed_run.flow_run.id}" in alert["body"]  # a link to the run
+
+
 def test_nst_serve_runs_triggered_runs_and_pauses_its_schedule_on_stop(prefect_ui_server: Server,
                                                                         tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "served-one", contents=1, styles=1)
@@ -189,3 +227,14 @@ def test_prefect_yaml_registers_the_nightly_demo_deployment(prefect_ui_server: S
     assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [(definitions.EXAMPLE_CRON, True)]
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory":
                                       {"directory": str(REPO_ROOT)}}]
+
+    # the documented way to alert on this deployment (prefect.yaml has no key for automations)
+    from deployments.alerts import automation_name
+
+    notify = subprocess.run([sys.executable, "-m", "nst_cli", "notify", "stylize-manifest/demo-nightly", "--webhook",
+                             "http://127.0.0.1:9/nst-alert"], cwd=REPO_ROOT, env=client_env(prefect_ui_server),
+                            capture_output=True, text=True, timeout=180)
+    assert notify.returncode == 0, notify.stdout + notify.stderr
+    with api_client(prefect_ui_server) as client:
+        (automation,) = client.read_automations_by_name(automation_name("stylize-manifest/demo-nightly"))
+    assert f"prefect.deployment.{deployment.id}" in str(automation.trigger.match_related)  # this deployment only
