@@ -10,6 +10,7 @@ from uuid import UUID
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
 
+from flows.markdown import markdown_link, markdown_text
 from tasks.layout import FAILED, GALLERY_KEY, PairOutcome, thumbnail_key
 from tasks.progress import Tally
 from tasks.stores import Storage
@@ -60,10 +61,10 @@ def open_hint(storage: Storage) -> str:
     from the UI's http:// page, so for a local folder the hint says what to do instead."""
     if not storage.url(GALLERY_KEY).startswith("file://"):
         return "Links are presigned URLs: click to open (they expire, see NST_S3_PRESIGN_SECONDS)."
-    folder = storage.uri
-    return (f"Local output in `{folder}`: browsers refuse `file://` links from this page. Copy a link into "
-            f"the address bar, open `{folder}/index.html` from your file manager, or serve the folder: "
-            f"`python -m http.server --directory {folder} 8000` and open http://localhost:8000/.")
+    folder = storage.uri  # the user's folder name: the whole hint goes in as literal text
+    return markdown_text(f"Local output in {folder}: browsers refuse file:// links from this page. Copy a link "
+                         f"into the address bar, open {folder}/index.html from your file manager, or serve the "
+                         f"folder: python -m http.server --directory {folder} 8000 and open http://localhost:8000/.")
 
 
 def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage) -> None:
@@ -75,16 +76,14 @@ def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage
              "seconds": o.time_text(), "reason": o.reason, "link": o.link} for o in outcomes]
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
     budget = [INLINE_THUMBNAILS_BYTES]
-    images = [f"| {o.content} x {o.style} | ![{o.content} x {o.style}]"
-              f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) | [{o.name}.png]({o.link}) | "
-              f"{rows[i]['total loss'] or o.status} | {o.time_text()} |"
+    # Everything a user controls (ids, file names in reasons, folder names) goes in as literal text.
+    images = [f"| {markdown_text(f'{o.content} x {o.style}')} | ![{markdown_text(o.name)}]"
+              f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) | "
+              f"{markdown_link(o.name + '.png', o.link)} | {rows[i]['total loss'] or o.status} | {o.time_text()} |"
               for i, o in enumerate(outcomes) if o.status != FAILED]
-    failed = [f"- {o.content} x {o.style}: {_one_line(o.reason)}" for o in outcomes if o.status == FAILED]
-    markdown = "\n".join([f"# {name}", f"Gallery: [index.html]({storage.url(GALLERY_KEY)})", "",
+    failed = [f"- {markdown_text(f'{o.content} x {o.style}: {o.reason}')}" for o in outcomes if o.status == FAILED]
+    markdown = "\n".join([f"# {markdown_text(name)}", f"Gallery: {markdown_link('index.html', storage.url(GALLERY_KEY))}", "",
                           open_hint(storage), "", "| pair | result | image | total loss | seconds |",
                           "|---|---|---|---|---|", *images] + (["", "## Failed", *failed] if failed else []))
     create_markdown_artifact(markdown, key=artifact_key(name, "gallery"), description=f"{name}: gallery")
 
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

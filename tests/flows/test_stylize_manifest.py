@@ -146,3 +146,21 @@ def test_a_partial_rerun_keeps_the_other_pairs_in_run_json_and_the_gallery(tmp_p
     assert {(p["content"], p["style"]) for p in run_json["pairs"]} == {
         (f"photo{i}", f"art{j}") for i in range(2) for j in range(2)}
     assert (out / "index.html").read_text().count("<img ") == 4
+
+
+def test_file_names_in_failure_reasons_cannot_inject_markup_into_the_ui(tmp_path: Path, prefect_server: None) -> None:
+    from prefect.artifacts import Artifact
+
+    folder = tmp_path / "inject"
+    manifest = write_manifest(folder, contents=1, styles=1)
+    hostile = '<img src=x onerror="alert(1)">(javascript:alert(1)).png'  # '[' would make it a glob
+    (folder / "images" / hostile).write_bytes(b"not an image")
+    text = manifest.read_text().replace("  - images/photo*.png", f"  - images/photo*.png\n  - {{id: evil, uri: 'images/{hostile}'}}")
+    manifest.write_text(text)
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
+    assert report["counts"]["failed"] == 1 and report["counts"]["done"] == 1
+    gallery = Artifact.get("nst-inject-gallery")
+    assert gallery is not None and "evil" in str(gallery.data)
+    markdown = str(gallery.data)
+    assert "<img" not in markdown and "\\(javascript:" in markdown  # no live HTML; the bracket escaped
+    assert "&lt;img src=x onerror=&quot;alert\\(1\\)&quot;&gt;" in markdown  # shown as written
