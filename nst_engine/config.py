@@ -15,15 +15,39 @@ from typing import Any, Mapping
 
 from nst_engine.errors import ConfigError
 
-ENGINE_VERSION = "1"
+# 2: per-image L-BFGS, pixels bounded inside the optimizer, convergence stop, objective profiles.
+ENGINE_VERSION = "2"
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
 
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "style")
+INITS = ("content", "noise", "style")  # or a path to an image file
 POOLINGS = ("max", "avg")
 PRECISIONS = ("float32", "float16", "bfloat16")
+LINE_SEARCHES = ("fixed", "wolfe")
+BOUNDS = ("project", "sigmoid")
+NORMALIZATIONS = ("none", "target")
+
+# The objective's fields. None means "auto": resolved from the weights by EngineConfig.__post_init__.
+OBJECTIVE_FIELDS = ("content_layers", "style_layers", "pooling", "content_weight", "style_weight", "tv_weight",
+                    "normalization")
+
+# The Gatys et al. objective, for trained (ImageNet or Caffe-converted) VGG-19 weights.
+GATYS_OBJECTIVE: dict[str, Any] = {
+    "content_layers": CONTENT_LAYERS, "style_layers": STYLE_LAYERS, "pooling": "max",
+    "content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "normalization": "none",
+}
+# With random weights the Gatys objective paints noise: per-layer terms differ by 10^4-10^5, so no
+# single style weight balances them. Each term divided by its target's mean square (normalization
+# "target"), shallow layers and average pooling keep the photo recognisable and take the style's
+# colours and texture. Tuned on the demo (192 px, 3 photos x 2 styles, random:0); see README.
+RANDOM_OBJECTIVE: dict[str, Any] = {
+    "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
+    "pooling": "avg", "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1.0, "normalization": "target",
+}
+# Trained weights on the normalised objective: one style weight that means the same for every style.
+BALANCED_STYLE_WEIGHT = 2.5
 
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
@@ -42,16 +66,23 @@ class EngineConfig:
     optimizer: str = "lbfgs"
     learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
     lbfgs_history: int = 100
-    init: str = "content"
-    content_layers: tuple[str, ...] = CONTENT_LAYERS
-    style_layers: tuple[str, ...] = STYLE_LAYERS
+    line_search: str = "fixed"  # fixed: one evaluation per iteration | wolfe: per-image strong Wolfe
+    bounds: str = "project"  # how pixels stay in [0, 1] inside the optimizer: project | sigmoid
+    tolerance: float = 1e-3  # stop an image when its best loss fell by less than this (relative) ...
+    tolerance_window: int = 20  # ... over this many iterations; 0 tolerance: always run `iterations`
+    init: str = "content"  # content | noise | style | path to an image file
+    # Objective fields: None = auto (the Gatys objective, or the random-weights one; see OBJECTIVE_FIELDS).
+    content_layers: tuple[str, ...] | None = None
+    style_layers: tuple[str, ...] | None = None
     style_layer_weights: tuple[float, ...] | None = None  # None: 1 per layer
-    content_weight: float = 1.0
-    style_weight: float = 1e6
-    tv_weight: float = 0.0
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
+    normalization: str | None = None  # none | target: each term divided by its target's mean square
+    style_statistic: str = "gram"  # gram | mean_covariance (nst_engine.statistics)
     style_scale: float = 1.0  # style image max side relative to the output's
     style_blend: tuple[float, ...] | None = None  # weights of several style images
-    pooling: str = "max"
+    pooling: str | None = None
     preserve_colors: bool = False
     match_histogram: bool = False
     weights: str = "imagenet"  # imagenet | random[:SEED] | path to a VGG-19 state dict
@@ -60,9 +91,34 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
+        # Resolve "auto" objective fields now, so every reader sees concrete values and the
+        # fingerprint covers what actually runs; remember which were auto so replace() re-resolves
+        # them (e.g. a manifest's weights replaced by --fallback-weights random).
+        auto = tuple(name for name in OBJECTIVE_FIELDS if getattr(self, name) is None)
+        object.__setattr__(self, "_auto", auto)
+        for name, value in self.objective_defaults(auto).items():
+            object.__setattr__(self, name, value)
         problems = _check_values(self)
         if problems:
             raise ConfigError(problems)
+
+    def objective_defaults(self, auto: tuple[str, ...]) -> dict[str, Any]:
+        """Values for the auto objective fields: the random-weights objective when the weights are
+        random and the user set none of the objective fields, else the Gatys objective."""
+        if not auto:
+            return {}
+        if len(auto) == len(OBJECTIVE_FIELDS) and _RANDOM_WEIGHTS.match(str(self.weights)):
+            return {name: RANDOM_OBJECTIVE[name] for name in auto}
+        values = {name: GATYS_OBJECTIVE[name] for name in auto}
+        if "style_weight" in auto and self.normalization == "target":
+            values["style_weight"] = BALANCED_STYLE_WEIGHT
+        return values
+
+    def objective_profile(self) -> str:
+        """'random' when the auto objective fields took the random-weights objective, else 'gatys'."""
+        auto = getattr(self, "_auto", ())
+        return "random" if auto and len(auto) == len(OBJECTIVE_FIELDS) and _RANDOM_WEIGHTS.match(
+            str(self.weights)) else "gatys"
 
     # ---- derived values -------------------------------------------------------------
     def iterations_per_scale(self) -> tuple[int, ...]:
@@ -80,7 +136,9 @@ class EngineConfig:
         return 1.0 if self.optimizer == "lbfgs" else 0.02
 
     def replace(self, **changes: Any) -> "EngineConfig":
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; fields that were auto stay auto (re-resolved for the new values)."""
+        auto = {name: None for name in getattr(self, "_auto", ()) if name not in changes}
+        return dataclasses.replace(self, **auto, **changes)
 
     # ---- identity -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +175,7 @@ class EngineConfig:
         if problems:
             raise ConfigError(problems)
         try:
-            return dataclasses.replace(base, **changes)
+            return base.replace(**changes)
         except ConfigError as exc:
             raise ConfigError([(f"{where}.{f}", m) for f, m in exc.problems]) from None
 
@@ -126,8 +184,21 @@ class EngineConfig:
 def _fingerprint(config: EngineConfig) -> str:
     data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
     data["engine_version"] = ENGINE_VERSION
+    if config.init not in INITS:  # an image path: the file's bytes change the output, not its name
+        data["init_sha256"] = _file_sha256(config.init)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _file_sha256(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None  # reported by stylize, which names the file
+
+
+_RANDOM_WEIGHTS = re.compile(r"^random(?::\d+)?$")
 
 
 def _check_values(cfg: EngineConfig) -> list[tuple[str, str]]:
@@ -148,7 +219,18 @@ def _check_values(cfg: EngineConfig) -> list[tuple[str, str]]:
              f"needs one count per scale ({len(cfg.scales)}), got {len(cfg.scale_iterations)}")
         need(all(n >= 0 for n in cfg.scale_iterations), "scale_iterations", "counts must be >= 0")
     need(cfg.optimizer in OPTIMIZERS, "optimizer", f"must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
-    need(cfg.init in INITS, "init", f"must be one of {INITS}, got {cfg.init!r}")
+    need(isinstance(cfg.init, str) and cfg.init != "", "init",
+         f"must be one of {INITS} or the path of an image file, got {cfg.init!r}")
+    need(cfg.line_search in LINE_SEARCHES, "line_search", f"must be one of {LINE_SEARCHES}, got {cfg.line_search!r}")
+    need(cfg.bounds in BOUNDS, "bounds", f"must be one of {BOUNDS}, got {cfg.bounds!r}")
+    need(cfg.normalization in NORMALIZATIONS, "normalization",
+         f"must be one of {NORMALIZATIONS}, got {cfg.normalization!r}")
+    need(math.isfinite(cfg.tolerance) and 0 <= cfg.tolerance < 1, "tolerance", "must be in [0, 1)")
+    need(cfg.tolerance_window >= 1, "tolerance_window", "must be >= 1")
+    from nst_engine.statistics import STATISTICS  # local: statistics imports torch
+
+    need(cfg.style_statistic in STATISTICS, "style_statistic",
+         f"must be one of {tuple(STATISTICS)}, got {cfg.style_statistic!r}")
     need(cfg.pooling in POOLINGS, "pooling", f"must be one of {POOLINGS}, got {cfg.pooling!r}")
     need(cfg.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {cfg.precision!r}")
     need(cfg.learning_rate is None or cfg.learning_rate > 0, "learning_rate", "must be > 0")
@@ -164,7 +246,9 @@ def _check_values(cfg: EngineConfig) -> list[tuple[str, str]]:
         need(len(cfg.style_layer_weights) == len(cfg.style_layers), "style_layer_weights",
              f"needs one weight per style layer ({len(cfg.style_layers)})")
     for name in ("content_weight", "style_weight", "tv_weight"):
-        need(math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0, name, "must be a finite number >= 0")
+        value = getattr(cfg, name)
+        need(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, name,
+             "must be a finite number >= 0")
     need(0 < cfg.style_scale <= 8, "style_scale", f"must be in (0, 8], got {cfg.style_scale}")
     if cfg.style_blend is not None:
         need(all(w >= 0 for w in cfg.style_blend) and sum(cfg.style_blend) > 0, "style_blend",

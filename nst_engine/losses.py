@@ -6,24 +6,37 @@ from typing import Mapping
 
 import torch
 
-
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """[B, C, H, W] -> [B, C, C], normalised by C*H*W so it barely depends on image size."""
-    b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+from nst_engine.statistics import gram as gram_matrix
+from nst_engine.statistics import get_statistic
 
 
-def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Sum over content layers of the per-image mean squared feature difference."""
-    return sum(_mse(features[name], target) for name, target in targets.items())  # type: ignore[return-value]
+def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+                 norms: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Sum over content layers of the per-image mean squared feature difference.
+
+    `norms[name]` ([B]) multiplies each layer's term (the balanced objective: 1 / mean square of
+    the target features)."""
+    return sum(_mse(features[name], target) * (norms[name] if norms else 1.0)  # type: ignore[return-value]
+               for name, target in targets.items())
 
 
 def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, torch.Tensor],
-               layer_weights: Mapping[str, float]) -> torch.Tensor:
-    """Sum over style layers of weight x per-image mean squared Gram difference."""
-    return sum(layer_weights[name] * _mse(gram_matrix(features[name]), target)  # type: ignore[return-value]
-               for name, target in target_grams.items())
+               layer_weights: Mapping[str, float], norms: Mapping[str, torch.Tensor] | None = None,
+               statistic: str = "gram") -> torch.Tensor:
+    """Sum over style layers of weight x per-image comparison of the features' statistic with
+    the target's (mean squared Gram difference by default), times `norms[name]` when given."""
+    stat = get_statistic(statistic)
+    return sum(layer_weights[name] * stat.compare(stat.compute(features[name]), target)  # type: ignore[return-value]
+               * (norms[name] if norms else 1.0) for name, target in target_grams.items())
+
+
+def target_norms(targets: Mapping[str, torch.Tensor], floor: float = 1e-12) -> dict[str, torch.Tensor]:
+    """1 / mean square of each layer's target, per image: [B, ...] -> [B].
+
+    Divides the term by the size of what it is compared with, so a term's value is relative
+    error: the same for a dark or a bright style, small or large image, any network.
+    """
+    return {name: 1.0 / target.pow(2).flatten(1).mean(dim=1).clamp_min(floor) for name, target in targets.items()}
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
@@ -35,3 +48,6 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 
 def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).flatten(1).mean(dim=1)
+
+
+__all__ = ["gram_matrix", "content_loss", "style_loss", "target_norms", "total_variation"]
