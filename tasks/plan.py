@@ -47,6 +47,7 @@ class StyleJob:
     layers: tuple[str, ...]
     pooling: str
     weights: str
+    statistic: str = "gram"  # the style statistic (nst_engine.statistics)
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,10 @@ def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: d
     if not config.match_histogram:  # matched targets depend on the content: made in its batch
         for scale in config.scales:
             side = style_side(config, scale)
-            key = style_cache_key(style_shas, blend, side, config.style_layers, config.pooling, weights_id)
+            key = style_cache_key(style_shas, blend, side, config.style_layers, config.pooling, weights_id,
+                                  statistic=config.style_statistic)
             jobs.append(StyleJob(key, style.id, style.uris, blend, side, config.style_layers, config.pooling,
-                                 config.weights))
+                                 config.weights, config.style_statistic))
     inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256},
               "style": {"id": style.id, "uris": list(style.uris), "sha256": style_shas, "blend": list(blend)}}
     job = PairJob(content.id, style.id, content.uris[0], style.uris, blend, config, fingerprint,

@@ -66,12 +66,13 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
     """Make sure the cache holds `job`'s targets. True when they had to be computed."""
     if cache.get(job.key) is not None:
         return False
-    config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device)
+    config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device,
+                          style_statistic=job.statistic)
     extractor, _ = extractor_for(config, resolve_device(device))
     images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
     tensors = style_tensors(images, job.side, None, config)
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
-                                    meta={"style": job.style_id, "side": str(job.side)})
+                                    meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic)
     cache.put(job.key, targets)
     return True
 
@@ -112,14 +113,16 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
         job, content_image, styles = ready[item]
         matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
         key = style_cache_key(job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
-                              config.style_layers, config.pooling, weights_id, matched_to)
+                              config.style_layers, config.pooling, weights_id, matched_to,
+                              statistic=config.style_statistic)
         if key in loaded:  # pairs of one style share its entry: read it once per batch
             return loaded[key]
         targets = cache.get(key)
         if targets is None:  # matched colours, or an entry lost since planning
             reference = to_tensor(resize_max_side(content_image, config.size, MIN_SIDE)).to(device) if config.match_histogram else None
             tensors = style_tensors(styles, side, reference, config)
-            targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend)
+            targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend,
+                                            statistic=config.style_statistic)
             cache.put(key, targets)
         loaded[key] = targets.to(device)
         return loaded[key]
