@@ -146,7 +146,11 @@ class EngineConfig:
 
     def fingerprint(self) -> str:
         """Stable sha256 of everything that changes the output image."""
-        return _fingerprint(self)
+        if self.init in INITS:
+            return _fingerprint(self)
+        # An init image: its bytes change the output, not its name (read each time: files change).
+        blob = f"{_fingerprint(self)}:init:{_file_sha256(self.init)}"
+        return hashlib.sha256(blob.encode()).hexdigest()
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, base: "EngineConfig | None" = None,
@@ -184,8 +188,6 @@ class EngineConfig:
 def _fingerprint(config: EngineConfig) -> str:
     data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
     data["engine_version"] = ENGINE_VERSION
-    if config.init not in INITS:  # an image path: the file's bytes change the output, not its name
-        data["init_sha256"] = _file_sha256(config.init)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -29,13 +29,14 @@ WOLFE_C1, WOLFE_C2, WOLFE_MAX_EVALS = 1e-4, 0.9, 20
 class RoundResult:
     completed: torch.Tensor  # [k] bool: the item finished an iteration this round
     stalled: torch.Tensor  # [k] bool: the item cannot make progress (no descent direction or step)
+    zero_gradient: torch.Tensor | None = None  # [k] bool: ... because its gradient is exactly 0
 
 
 class BatchLBFGS:
     """Per-item L-BFGS on x [B, N] with optional box bounds (projected, active-set directions).
 
     line_search "fixed": one evaluation per iteration, step lr (the first iteration's step is
-    lr * min(1, 1/|g|_1), as torch's L-BFGS). "wolfe": each item runs its own strong-Wolfe line
+    lr / |g|_1). "wolfe": each item runs its own strong-Wolfe line
     search (bracketing then zoom with cubic interpolation), one trial per round.
     """
 
@@ -55,6 +56,7 @@ class BatchLBFGS:
         self.trial_x = x.clone()
         self.searches: dict[int, Generator[float, tuple[float, float], float]] = {}
         self.no_direction = torch.zeros(batch, dtype=torch.bool, device=x.device)
+        self.zero_gradient = torch.zeros(batch, dtype=torch.bool, device=x.device)
 
     # ---- public rounds ------------------------------------------------------------------
     def trial(self, items: torch.Tensor) -> torch.Tensor:
@@ -87,8 +89,12 @@ class BatchLBFGS:
             slope = (free_g * d).sum(dim=1)
         first = self.first[items]
         l1 = free_g.abs().sum(dim=1).clamp_min(1e-30)
-        t = torch.where(first, self.lr * torch.clamp(1.0 / l1, max=1.0), torch.full_like(l1, self.lr))
+        # First step: lr / |g|_1 (torch's rule, without its cap at 1, which made the first step of a
+        # small objective tiny); later the history's scaling y.s / y.y sizes the step. Both are
+        # independent of the objective's scale.
+        t = torch.where(first, self.lr / l1, torch.full_like(l1, self.lr))
         self.no_direction[items] = ~(slope < 0)
+        self.zero_gradient[items] = free_g.abs().amax(dim=1) == 0
         self.d[items] = d
         self.t[items] = t
         self.trial_x[items] = self._project(x + t[:, None] * d)
@@ -163,7 +169,7 @@ class BatchLBFGS:
         ok = ~stalled
         if ok.any():
             self._accept(items[ok], self.trial_x[items[ok]], f[ok], g[ok])
-        return RoundResult(completed=ok, stalled=stalled)
+        return RoundResult(completed=ok, stalled=stalled, zero_gradient=self.zero_gradient[items])
 
     def _update_wolfe(self, items: torch.Tensor, f: torch.Tensor, g: torch.Tensor) -> RoundResult:
         completed = torch.zeros(len(items), dtype=torch.bool, device=items.device)
@@ -194,7 +200,7 @@ class BatchLBFGS:
                 continue
             self.t[item] = t_next
             self.trial_x[item] = self._project(self.x[item] + t_next * self.d[item])
-        return RoundResult(completed=completed, stalled=stalled)
+        return RoundResult(completed=completed, stalled=stalled, zero_gradient=self.zero_gradient[items])
 
     @property
     def _best(self) -> dict[int, "_Trial"]:
@@ -311,4 +317,4 @@ class BatchAdam:
         update = (m / (1 - beta1 ** step)) / ((v / (1 - beta2 ** step)).sqrt() + self.eps)
         x = self.x[items] - self.lr * update
         self.x[items] = x if self.bounds is None else x.clamp(*self.bounds)
-        return RoundResult(completed=finite, stalled=~finite)
+        return RoundResult(completed=finite, stalled=~finite, zero_gradient=torch.zeros_like(finite))

@@ -16,7 +16,7 @@ from nst_engine import color, images
 from nst_engine.config import INITS, EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.lbfgs import BatchAdam, BatchLBFGS
-from nst_engine.losses import content_loss, style_loss, target_norms, total_variation
+from nst_engine.losses import content_loss, style_loss, style_norms, target_norms, total_variation
 from nst_engine.targets import StyleTargets, compute_style_targets, stack_targets
 from nst_engine.vgg import VGGFeatures, WeightsInfo, build_extractor
 
@@ -159,6 +159,23 @@ def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: Targets
                          iterations, str(device), runs=tuple(tuple(r) for r in runs))
 
 
+def evaluate_losses(extractor: VGGFeatures, content: torch.Tensor, images_: torch.Tensor,
+                    targets_for: TargetsProvider, config: EngineConfig) -> tuple[Losses, ...]:
+    """The objective of `images_` [B, 3, H, W] (e.g. decoded output PNGs) at the final scale,
+    exactly as the optimizer measures it."""
+    device = next(extractor.parameters()).device
+    content = content.to(device)
+    batch = content.shape[0]
+    side = style_side(config, config.scales[-1])
+    targets = stack_targets([targets_for(i, side) for i in range(batch)], config.style_layers, device,
+                            config.style_statistic)
+    with torch.no_grad():
+        features = extractor(content)
+        problem = _Problem(extractor, {n: features[n].float() for n in config.content_layers}, targets, config)
+        terms = problem.terms(images_.to(device), torch.arange(batch, device=device))
+    return tuple(Losses(*(float(terms[k][i]) for k in ("content", "style", "tv", "total"))) for i in range(batch))
+
+
 class _Problem:
     """The objective at one scale for the whole batch; evaluates any subset of its items."""
 
@@ -170,7 +187,7 @@ class _Problem:
         # Balanced objective: each term divided by its own target's mean square, per image and
         # per scale, so one style weight means the same for any style, photo, size or network.
         self.content_norms = target_norms(content_targets) if balanced else None
-        self.style_norms = target_norms(style_targets) if balanced else None
+        self.style_norms = style_norms(style_targets, config.style_statistic) if balanced else None
         self._subset_key: tuple[int, ...] | None = None
         self._subset: tuple[dict[str, torch.Tensor], ...] = ()
 
@@ -267,7 +284,8 @@ def _run_scale(problem: _Problem, x0: torch.Tensor, steps: int, shape: tuple[int
                 elif _converged(best_history[item], done, config):
                     stops[item] = "converged"
             elif bool(outcome.stalled[row]):
-                stops[item] = "stalled"
+                # A vanished gradient is a minimum reached (e.g. the start already is one).
+                stops[item] = "converged" if bool(outcome.zero_gradient[row]) else "stalled"
             if stops[item] is not None:
                 active[item] = False
         if int(iterations.max()) > furthest:

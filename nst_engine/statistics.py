@@ -39,16 +39,29 @@ def squared_difference(statistic: torch.Tensor, target: torch.Tensor) -> torch.T
     return (statistic - target).pow(2).flatten(1).mean(dim=1)
 
 
+def whole(packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return (packed,)
+
+
+def mean_and_covariance(packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return packed[:, :1], packed[:, 1:]
+
+
 @dataclass(frozen=True)
 class Statistic:
+    """`compute` features -> packed statistic; `compare` (statistic, target) -> [B];
+    `parts` splits a packed statistic into the pieces the balanced objective normalises
+    separately (a mean scales with the features, a covariance with their square)."""
+
     name: str
     compute: Callable[[torch.Tensor], torch.Tensor]
     compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    parts: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = whole
 
 
 STATISTICS: dict[str, Statistic] = {
     "gram": Statistic("gram", gram, squared_difference),
-    "mean_covariance": Statistic("mean_covariance", mean_covariance, squared_difference),
+    "mean_covariance": Statistic("mean_covariance", mean_covariance, squared_difference, mean_and_covariance),
 }
 
 
