@@ -66,7 +66,11 @@ class EngineConfig:
     optimizer: str = "lbfgs"
     learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
     lbfgs_history: int = 100
-    line_search: str = "fixed"  # fixed: one evaluation per iteration | wolfe: per-image strong Wolfe
+    # wolfe: per-image strong-Wolfe line search | fixed: step 1, one evaluation per iteration. Wolfe is
+    # the default: measured at 96 px, 100 iterations, it reached the shared final loss at 81 vs 100
+    # iterations on the random-weights objective, 100 vs 95 on Gatys x 1e3 (README), and it never
+    # lets the loss rise.
+    line_search: str = "wolfe"
     bounds: str = "project"  # how pixels stay in [0, 1] inside the optimizer: project | sigmoid
     tolerance: float = 1e-3  # stop an image when its best loss fell by less than this (relative) ...
     tolerance_window: int = 20  # ... over this many iterations; 0 tolerance: always run `iterations`

@@ -66,10 +66,11 @@ class ScaleRun:
     evaluations: int  # forward/backward passes spent on this image
     stop: str  # converged: tolerance met | cap: ran `iterations` | stalled: no step decreased the loss
     loss: float  # best total loss at this scale
+    curvature_pairs: int = 0  # L-BFGS (s, y) pairs held at the end (0 for Adam)
 
     def to_dict(self) -> dict[str, object]:
         return {"size": [self.width, self.height], "iterations": self.iterations, "evaluations": self.evaluations,
-                "stop": self.stop, "loss": self.loss}
+                "stop": self.stop, "loss": self.loss, "curvature_pairs": self.curvature_pairs}
 
 
 @dataclass(frozen=True)
@@ -294,8 +295,9 @@ def _run_scale(problem: _Problem, x0: torch.Tensor, steps: int, shape: tuple[int
                     lambda: to_pixels(best_z).reshape(x0.shape).detach().clamp(0, 1).float().cpu())
     with torch.no_grad():
         x = to_pixels(best_z).reshape(x0.shape).clamp(0, 1)
+    pairs = optimizer.pairs_held().tolist() if isinstance(optimizer, BatchLBFGS) else [0] * batch
     runs = [ScaleRun(shape[0], shape[1], int(iterations[i]), int(evaluations[i]), stops[i] or "cap",
-                     float(best_f[i])) for i in range(batch)]
+                     float(best_f[i]), int(pairs[i])) for i in range(batch)]
     return x, runs
 
 

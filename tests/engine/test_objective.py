@@ -97,3 +97,19 @@ def test_init_may_be_an_image_file(weights_file: Path, tmp_path: Path) -> None:
     missing = config.replace(init=str(tmp_path / "nope.png"))
     with pytest.raises(ImageError, match="nope.png"):
         stylize([make_image(64, 48, seed=1)], [[make_image(40, 40, seed=2, kind="style")]], missing)
+
+
+def test_save_every_writes_the_current_image_every_n_iterations(weights_file: Path, tmp_path: Path) -> None:
+    from nst_engine.snapshots import save_every
+
+    seen: list[int] = []
+    config = EngineConfig(size=32, iterations=6, weights=str(weights_file), tolerance=0.0)
+    callback = save_every(3, tmp_path / "out.png", then=lambda event: seen.append(event.step))
+    result = stylize([make_image(32, 24, seed=1)], [[make_image(32, 32, seed=2, kind="style")]], config,
+                     callback=callback)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.scale1.iter0003.png", "out.scale1.iter0006.png"]
+    assert seen == [1, 2, 3, 4, 5, 6]
+    from PIL import Image
+
+    last = Image.open(tmp_path / "out.scale1.iter0006.png").convert("RGB")
+    assert last.tobytes() == result.pil_images()[0].tobytes()  # the last snapshot is the result
