@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--bounds", action="store_true",
+                        help="instead: project vs sigmoid pixel bounds, loss of the written 8-bit image "
+                             "(chelsea x hubble, Gatys x 1e3, --iterations, tolerance 0)")
     args = parser.parse_args(argv)
     weights = Path(__file__).resolve().parent / "results" / "vgg19_random_seed7.pth"
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +37,15 @@ def main(argv: list[str] | None = None) -> None:
     problems = {"gatys x 1e3": {"weights": str(weights), "content_weight": 1e3, "style_weight": 1e9},
                 "random-weights objective": {"weights": "random:0"}}
     print("RANDOM VGG-19 WEIGHTS")
+    if args.bounds:
+        for bounds in ("project", "sigmoid"):
+            config = EngineConfig(size=args.size, iterations=args.iterations, tolerance=0.0, weights=str(weights),
+                                  content_weight=1e3, style_weight=1e9, bounds=bounds)
+            result = stylize([load_image(IMAGES / "chelsea.jpg")], [[load_image(IMAGES / "hubble.jpg")]], config)
+            run = result.runs[0][0]
+            print(f"bounds {bounds:8s} written 8-bit loss {result.losses[0].total:.5g}  optimizer's best "
+                  f"{run.loss:.5g}  evaluations {run.evaluations}")
+        return
     for name, extra in problems.items():
         curves = {}
         for line_search in ("fixed", "wolfe"):
