@@ -10,7 +10,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nst_engine.errors import ConfigError
@@ -95,6 +95,9 @@ class EngineConfig:
     seed: int = 0
     precision: str = "float32"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Which objective fields were auto (set by __post_init__). Part of equality, so a config whose
+    # values came from "auto" is not mistaken for one the user wrote out (replace() differs).
+    _auto: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Resolve "auto" objective fields now, so every reader sees concrete values and the
@@ -148,7 +151,7 @@ class EngineConfig:
 
     # ---- identity -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
 
     def fingerprint(self) -> str:
         """Stable sha256 of everything that changes the output image."""
@@ -170,7 +173,7 @@ class EngineConfig:
         if not isinstance(values, Mapping):
             raise ConfigError([(where, f"must be a mapping of engine settings, got {_kind(values)}")])
         hints = typing.get_type_hints(cls)
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
         problems: list[tuple[str, str]] = []
         changes: dict[str, Any] = {}
         for key, raw in values.items():

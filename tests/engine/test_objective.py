@@ -113,3 +113,11 @@ def test_save_every_writes_the_current_image_every_n_iterations(weights_file: Pa
 
     last = Image.open(tmp_path / "out.scale1.iter0006.png").convert("RGB")
     assert last.tobytes() == result.pil_images()[0].tobytes()  # the last snapshot is the result
+
+
+def test_a_written_out_objective_is_not_mistaken_for_an_auto_one() -> None:
+    auto = EngineConfig(weights="imagenet")
+    written = EngineConfig(weights="imagenet", **GATYS_OBJECTIVE)
+    assert auto.fingerprint() == written.fingerprint() and auto != written
+    assert written.replace(weights="random").objective_profile() == "gatys"
+    assert "_auto" not in auto.to_dict()
