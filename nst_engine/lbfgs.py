@@ -55,6 +55,7 @@ class BatchLBFGS:
         self.t = x.new_zeros(batch)
         self.trial_x = x.clone()
         self.searches: dict[int, Generator[float, tuple[float, float], float]] = {}
+        self._best: dict[int, _Trial] = {}  # per item: its line search's lowest-loss trial so far
         self.no_direction = torch.zeros(batch, dtype=torch.bool, device=x.device)
         self.zero_gradient = torch.zeros(batch, dtype=torch.bool, device=x.device)
 
@@ -201,12 +202,6 @@ class BatchLBFGS:
             self.t[item] = t_next
             self.trial_x[item] = self._project(self.x[item] + t_next * self.d[item])
         return RoundResult(completed=completed, stalled=stalled, zero_gradient=self.zero_gradient[items])
-
-    @property
-    def _best(self) -> dict[int, "_Trial"]:
-        if not hasattr(self, "_best_store"):
-            self._best_store: dict[int, _Trial] = {}
-        return self._best_store
 
 
 @dataclass
