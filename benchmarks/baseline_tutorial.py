@@ -181,11 +181,13 @@ def total_loss(cnn: nn.Sequential, image: torch.Tensor, content_img: torch.Tenso
 
 def timed_run(cnn: nn.Sequential, content_img: torch.Tensor, style_img: torch.Tensor, num_steps: int,
               on_eval: Callable[[int, float], None] | None = None,
-              stats: dict[str, int] | None = None) -> tuple[torch.Tensor, int, float]:
+              stats: dict[str, int] | None = None, style_weight: float = 1e6,
+              content_weight: float = 1.0) -> tuple[torch.Tensor, int, float]:
     """(image, evaluations, wall seconds) for a whole run started from the content image,
     model building (style/content targets) included, as the tutorial's script would spend it."""
     start = time.perf_counter()
     image, runs = run_style_transfer(cnn, content_img, style_img, content_img.clone(), num_steps,
+                                     style_weight=style_weight, content_weight=content_weight,
                                      on_eval=on_eval, stats=stats)
     if image.device.type == "cuda":
         torch.cuda.synchronize()

@@ -1,4 +1,4 @@
-"""StyleTargets: the Gram matrices of one style (or a weighted blend) at one size."""
+"""StyleTargets: the style statistic (Gram matrices by default) of one style or blend at one size."""
 
 from __future__ import annotations
 
@@ -11,31 +11,35 @@ import torch
 
 from nst_engine.errors import EngineError
 from nst_engine.files import write_atomic
-from nst_engine.losses import gram_matrix
+from nst_engine.statistics import get_statistic
 from nst_engine.vgg import VGGFeatures
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: carries the statistic's name
 
 
 @dataclass(frozen=True)
 class StyleTargets:
-    """Per-layer Gram matrices [C, C] of a style image (or blend), computed once and reused.
+    """Per-layer style statistics of a style image (or blend), computed once and reused.
 
+    `grams` holds one 2-D tensor per layer: the Gram matrix [C, C] for statistic "gram", the
+    packed statistic of nst_engine.statistics otherwise (the name is kept for callers).
+    `statistic` names it, so an entry of one statistic is never used as another's.
     `meta` records what they depend on (layers, pooling, weights identity, size) so a cache
     can check an entry matches what it is asked for.
     """
 
     grams: dict[str, torch.Tensor]
     meta: dict[str, str] = field(default_factory=dict)
+    statistic: str = "gram"
 
     def to(self, device: torch.device | str) -> "StyleTargets":
-        return StyleTargets({k: v.to(device) for k, v in self.grams.items()}, dict(self.meta))
+        return StyleTargets({k: v.to(device) for k, v in self.grams.items()}, dict(self.meta), self.statistic)
 
     def to_bytes(self) -> bytes:
         """Serialise without pickle: a dict of tensors and strings, read back weights_only."""
         buffer = io.BytesIO()
         payload = {"format": FORMAT_VERSION, "grams": {k: v.detach().cpu().contiguous() for k, v in self.grams.items()},
-                   "meta": dict(self.meta)}
+                   "meta": dict(self.meta), "statistic": self.statistic}
         torch.save(payload, buffer)
         return buffer.getvalue()
 
@@ -45,13 +49,14 @@ class StyleTargets:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
             grams = payload["grams"]
             meta = payload["meta"]
-            ok = payload.get("format") == FORMAT_VERSION and all(
-                isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[0] == v.shape[1] for v in grams.values())
+            statistic = payload.get("statistic")
+            ok = payload.get("format") == FORMAT_VERSION and isinstance(statistic, str) and all(
+                isinstance(v, torch.Tensor) and v.dim() == 2 for v in grams.values())
         except Exception as exc:  # noqa: BLE001 - any decoding failure is "not valid"
             raise EngineError(f"not a valid StyleTargets file: {exc}") from None
         if not ok:
             raise EngineError("not a valid StyleTargets file: unexpected format or tensor shapes")
-        return cls(dict(grams), dict(meta))
+        return cls(dict(grams), dict(meta), statistic)
 
     def save(self, path: str | Path) -> None:
         write_atomic(Path(path), self.to_bytes())
@@ -63,11 +68,12 @@ class StyleTargets:
 
 @torch.no_grad()
 def compute_style_targets(extractor: VGGFeatures, images: Sequence[torch.Tensor], layers: Sequence[str],
-                          blend: Sequence[float] | None = None, meta: dict[str, str] | None = None) -> StyleTargets:
-    """Gram matrices of one or several style images ([1, 3, H, W] each, any sizes), blended.
-
-    A blend is the weighted mean of the images' Gram matrices (weights normalised to sum 1).
+                          blend: Sequence[float] | None = None, meta: dict[str, str] | None = None,
+                          statistic: str = "gram") -> StyleTargets:
+    """The statistic (Gram matrices by default) of one or several style images ([1, 3, H, W]
+    each, any sizes), blended: the weighted mean of the images' statistics (weights sum to 1).
     """
+    stat = get_statistic(statistic)
     if not images:
         raise EngineError("compute_style_targets needs at least one style image")
     weights = list(blend) if blend is not None else [1.0] * len(images)
@@ -81,12 +87,18 @@ def compute_style_targets(extractor: VGGFeatures, images: Sequence[torch.Tensor]
     for image, weight in zip(images, weights):
         features = extractor(image.to(device))
         for name in layers:
-            gram = gram_matrix(features[name].float())[0] * (weight / total)
-            grams[name] = grams[name] + gram if name in grams else gram
-    return StyleTargets(grams, dict(meta or {}))
+            value = stat.compute(features[name].float())[0] * (weight / total)
+            grams[name] = grams[name] + value if name in grams else value
+    return StyleTargets(grams, dict(meta or {}), statistic)
 
 
 def stack_targets(targets: Sequence[StyleTargets], layers: Sequence[str],
-                  device: torch.device) -> dict[str, torch.Tensor]:
-    """One [B, C, C] tensor per layer from B StyleTargets (one per batch item)."""
+                  device: torch.device, statistic: str = "gram") -> dict[str, torch.Tensor]:
+    """One [B, R, C] tensor per layer from B StyleTargets (one per batch item).
+
+    Raises EngineError when a target holds another statistic than `statistic` (a cache must
+    never serve one statistic's entry to another)."""
+    wrong = sorted({t.statistic for t in targets if t.statistic != statistic})
+    if wrong:
+        raise EngineError(f"style targets hold the {', '.join(wrong)} statistic, this run compares {statistic}")
     return {name: torch.stack([t.grams[name].to(device) for t in targets]) for name in layers}

@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
+from nst_engine import cpu_conv
 from nst_engine.errors import WeightsError
 
 # Convolutions per block in VGG-19 (configuration "E" of Simonyan & Zisserman).
@@ -117,8 +118,10 @@ class VGGFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         h = (x - self.mean) / self.std
+        # Batch-invariant CPU convolutions, except for a channels_last extractor (CUDA's fast path).
+        invariant = cpu_conv.applies(h) and self.features[0].weight.is_contiguous()
         for name, module in zip(LAYER_NAMES, self.features):
-            h = module(h)
+            h = cpu_conv.batch_invariant_conv(h, module) if invariant and name.startswith("conv") else module(h)
             if name in self._wanted:
                 out[name] = h
         return out

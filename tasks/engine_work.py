@@ -53,12 +53,13 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
     """Make sure the cache holds `job`'s targets. True when they had to be computed."""
     if cache.get(job.key) is not None:
         return False
-    config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device)
+    config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device,
+                          style_statistic=job.statistic)
     extractor, _ = extractor_for(config, resolve_device(device))
     images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
     tensors = style_tensors(images, job.side, None, config)
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
-                                    meta={"style": job.style_id, "side": str(job.side)})
+                                    meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic)
     cache.put(job.key, targets)
     return True
 
@@ -111,7 +112,8 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
         if targets is None:  # matched colours, or an entry lost since planning
             reference = to_tensor(resize_max_side(content_image, config.size, MIN_SIDE)).to(device) if config.match_histogram else None
             tensors = style_tensors(styles, side, reference, config)
-            targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend)
+            targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend,
+                                            statistic=config.style_statistic)
             cache.put(key, targets)
         loaded[key] = targets.to(device)
         return loaded[key]

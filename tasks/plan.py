@@ -51,6 +51,7 @@ class StyleJob:
     layers: tuple[str, ...]
     pooling: str
     weights: str
+    statistic: str = "gram"  # the style statistic (nst_engine.statistics)
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: d
             side = style_side(config, scale)
             key = style_key(config, style_shas, blend, side, weights_id)
             jobs.append(StyleJob(key, style.id, style.uris, blend, side, config.style_layers, config.pooling,
-                                 config.weights))
+                                 config.weights, config.style_statistic))
     inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256,
                           **_identity(content_info)},
               "style": {"id": style.id, "uris": list(style.uris), "sha256": style_shas, "blend": list(blend),

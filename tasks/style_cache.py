@@ -29,16 +29,18 @@ def cache_location(manifest_cache: str | None) -> str:
 
 
 def style_cache_key(style_sha256s: Sequence[str], blend: Sequence[float], side: int, layers: Sequence[str],
-                    pooling: str, weights_identity: str, matched_to: str | None = None) -> str:
+                    pooling: str, weights_identity: str, matched_to: str | None = None,
+                    statistic: str = "gram") -> str:
     """The one definition of a style target's identity (DESIGN.md: caching style Grams).
 
-    `matched_to` is the content's sha256 when the style's colours were matched to it.
+    `matched_to` is the content's sha256 when the style's colours were matched to it;
+    `statistic` names the style statistic (nst_engine.statistics), so entries never mix.
     """
     total = float(sum(blend))
     data = {
         "styles": list(style_sha256s), "blend": [round(w / total, 6) for w in blend], "side": side,
         "layers": list(layers), "pooling": pooling, "weights": weights_identity, "engine": ENGINE_VERSION,
-        "matched_to": matched_to,
+        "matched_to": matched_to, "statistic": statistic,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -47,7 +49,7 @@ def style_key(config: EngineConfig, style_sha256s: Sequence[str], blend: Sequenc
               weights_identity: str, matched_to: str | None = None) -> str:
     """The cache key of one pair's style target at one size, from the pair's engine settings."""
     return style_cache_key(style_sha256s, blend, side, config.style_layers, config.pooling, weights_identity,
-                           matched_to)
+                           matched_to, statistic=config.style_statistic)
 
 
 class StyleCache:
@@ -89,6 +91,6 @@ class StyleCache:
         return targets
 
     def put(self, key: str, targets: StyleTargets) -> None:
-        payload = StyleTargets(targets.grams, {**targets.meta, "key": key}).to_bytes()
+        payload = StyleTargets(targets.grams, {**targets.meta, "key": key}, targets.statistic).to_bytes()
         self.storage.write(self._key(key), hashlib.sha256(payload).digest() + payload,
                            content_type="application/octet-stream")

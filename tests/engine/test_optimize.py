@@ -18,7 +18,8 @@ def _config(weights_file: Path, **changes: object) -> EngineConfig:
 def test_loss_falls_by_a_large_factor(weights_file: Path, content_image: Image.Image,
                                       style_image: Image.Image) -> None:
     events: list[ProgressEvent] = []
-    result = stylize([content_image], [[style_image]], _config(weights_file, iterations=60), callback=events.append)
+    result = stylize([content_image], [[style_image]], _config(weights_file, iterations=60, tolerance=0.0),
+                      callback=events.append)
     assert len(events) == 60 and events[-1].step == 60 and events[0].scale_count == 1
     assert result.losses[0].total < events[0].losses.total / 10
     assert result.images.shape == (1, 3, 48, 64)  # max side 64, aspect kept
@@ -45,24 +46,27 @@ def test_multiscale_runs_coarse_to_fine(weights_file: Path, content_image: Image
     assert len(events) == 10 and result.iterations == 10
 
 
-@pytest.mark.parametrize("optimizer,init", [("adam", "content"), ("lbfgs", "style"), ("adam", "noise")])
+@pytest.mark.parametrize("optimizer,init,extra", [("adam", "content", {}), ("lbfgs", "style", {}),
+                                                 ("adam", "noise", {}), ("lbfgs", "content", {"bounds": "sigmoid"}),
+                                                 ("lbfgs", "content", {"line_search": "fixed"})])
 def test_optimizers_and_inits_reduce_the_loss(weights_file: Path, content_image: Image.Image,
-                                              style_image: Image.Image, optimizer: str, init: str) -> None:
+                                              style_image: Image.Image, optimizer: str, init: str,
+                                              extra: dict[str, str]) -> None:
     events: list[ProgressEvent] = []
-    config = _config(weights_file, optimizer=optimizer, init=init, iterations=15)
+    config = _config(weights_file, optimizer=optimizer, init=init, iterations=15, **extra)
     stylize([content_image], [[style_image]], config, callback=events.append)
     assert events[-1].losses.total < events[0].losses.total
 
 
-def test_a_batch_optimizes_each_pair(weights_file: Path) -> None:
+def test_a_batch_optimizes_each_pair(weights_file: Path, one_torch_thread: None) -> None:
     contents = [make_image(64, 48, seed=s) for s in (1, 5)]
     styles = [[make_image(40, 40, seed=2, kind="style")], [make_image(40, 40, seed=9, kind="style")]]
     result = stylize(contents, styles, _config(weights_file, iterations=20))
     assert result.images.shape == (2, 3, 48, 64) and len(result.losses) == 2
     assert not torch.equal(result.images[0], result.images[1])
     single = stylize(contents[1:], styles[1:], _config(weights_file, iterations=20))
-    # Same objective, optimized together: close to the single run's loss (L-BFGS shares step sizes).
-    assert result.losses[1].total < 3 * single.losses[0].total
+    # Every image is its own optimization: in a batch as alone (test_per_image.py checks the pixels).
+    assert abs(result.losses[1].total / single.losses[0].total - 1) < 0.005
 
 
 def test_style_blend_and_tv_weight(weights_file: Path, content_image: Image.Image) -> None:
