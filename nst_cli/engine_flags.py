@@ -32,6 +32,9 @@ DESCRIPTIONS = {
     "match_histogram": "match the style's colours to the content's first",
     "weights": "imagenet, random[:SEED], or a VGG-19 .pth file",
     "device": "auto, cpu, cuda or cuda:N",
+    "normalization": "none, or target: each term divided by its target's mean square (auto: from the weights)",
+    "tolerance": "stop an image when its loss fell by less than this (relative) over --tolerance-window iterations",
+    "init": "content, noise, style, or the path of an image to start from",
 }
 ALIASES = {"learning_rate": ("--lr",)}
 CHOICES = {"optimizer": "OPTIMIZERS", "init": "INITS", "pooling": "POOLINGS", "precision": "PRECISIONS"}
@@ -51,6 +54,8 @@ def _parser_for(annotation: Any) -> tuple[Callable[[str], Any] | None, str]:
 
 
 def _default_text(value: Any) -> str:
+    if value is None:
+        return "auto"
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     return str(value)
@@ -61,6 +66,8 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine (defaults from nst_engine.EngineConfig)")
     hints = typing.get_type_hints(EngineConfig)
     for field in dataclasses.fields(EngineConfig):
+        if not field.init:  # bookkeeping (which objective fields were auto), not a setting
+            continue
         flag = "--" + field.name.replace("_", "-")
         parse, metavar = _parser_for(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
@@ -77,5 +84,5 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
     """The EngineConfig of the flags given; fields without a flag keep their defaults."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(EngineConfig)
-              if getattr(args, f.name, None) is not None}
+              if f.init and getattr(args, f.name, None) is not None}
     return EngineConfig(**values)

@@ -38,8 +38,9 @@ class ItemResult:
     losses: Losses | None
     error: str | None
     batch: int  # how many images the batch it finally ran in held
-    seconds: float  # its share of that batch's wall time
+    batch_seconds: float  # the wall time of that batch's engine call (measured; not split per image)
     peak_memory_bytes: int | None  # its share of the batch's peak CUDA memory; None off CUDA
+    optimization: tuple[dict[str, object], ...] = ()  # per scale: iterations, stop reason (StylizeResult)
 
     @property
     def ok(self) -> bool:
@@ -122,12 +123,13 @@ class _Runner:
         start = time.perf_counter()
         result = self.stylize_fn([self.contents[i] for i in batch], [self.styles[i] for i in batch], self.config,
                                  callback=self.callback, targets_for=targets, extractor=self.extractor)
-        seconds = (time.perf_counter() - start) / len(batch)
+        seconds = time.perf_counter() - start
         peak = _peak_since(self.device, base)
         per_image = None if peak is None else peak // len(batch)
         self.weights = self.weights or result.weights
-        return [ItemResult(image, losses, None, len(batch), seconds, per_image)
-                for image, losses in zip(result.images, result.losses)]
+        return [ItemResult(image, losses, None, len(batch), seconds, per_image,
+                           tuple(result.optimization(i)) if result.runs else ())
+                for i, (image, losses) in enumerate(zip(result.images, result.losses))]
 
 
 def _start_peak(device: torch.device) -> int | None:

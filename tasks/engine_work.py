@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from typing import Any, Callable, Sequence
 
 import torch
 
-from nst_engine import EngineConfig, ProgressEvent, StyleTargets, compute_style_targets, load_image, stylize
+from nst_engine import EngineConfig, ProgressEvent, StyleTargets, compute_style_targets, load_image
+from nst_engine.batching import stylize_batched
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tensor
 from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
@@ -65,8 +65,10 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
 
 
 def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *,
-                  on_progress: Callable[[ProgressEvent], None] | None = None) -> list[PairOutcome]:
-    """Stylize pairs that share settings and output shape in one engine call.
+                  on_progress: Callable[[ProgressEvent], None] | None = None,
+                  memory_budget: int | None = None) -> list[PairOutcome]:
+    """Stylize pairs that share settings and output shape in one engine call (split into smaller
+    ones when `memory_budget` bytes, or the device's free memory, cannot hold them all).
 
     A pair whose input cannot be decoded fails alone; the others still run. Each result is
     written image first, then provenance (whose fingerprint marks the pair as done).
@@ -86,7 +88,7 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
         except (EngineError, StorageError) as exc:
             outcomes[job.name] = job.failed(str(exc))
     if ready:
-        _run_engine(ready, output, cache, outcomes, on_progress)
+        _run_engine(ready, output, cache, outcomes, on_progress, memory_budget)
     ordered = [outcomes[job.name] for job in jobs]
     if any(o.status == FAILED for o in ordered):
         raise BatchFailed(ordered)
@@ -94,7 +96,8 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
 
 
 def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, cache: StyleCache,
-                outcomes: dict[str, PairOutcome], on_progress: Callable[[ProgressEvent], None] | None) -> None:
+                outcomes: dict[str, PairOutcome], on_progress: Callable[[ProgressEvent], None] | None,
+                memory_budget: int | None) -> None:
     config = ready[0][0].config
     device = resolve_device(config.device)
     extractor, weights = extractor_for(config, device)
@@ -118,10 +121,11 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
         loaded[key] = targets.to(device)
         return loaded[key]
 
-    start = time.perf_counter()
     try:
-        result = stylize([c for _, c, _ in ready], [s for _, _, s in ready], config, callback=on_progress,
-                         targets_for=targets_for, extractor=extractor)
+        # Memory-sized batches; a batch that runs out of CUDA memory is split and retried, and a
+        # pair that does not fit alone fails alone (nst_engine.batching).
+        result = stylize_batched([c for _, c, _ in ready], [s for _, _, s in ready], config, callback=on_progress,
+                                 targets_for=targets_for, extractor=extractor, memory_budget=memory_budget)
     except RunStopped as exc:  # abandoned between iterations: nothing of this batch was written
         for job, _, _ in ready:
             outcomes[job.name] = job.failed(f"interrupted: {exc}; rerun to finish it")
@@ -131,14 +135,19 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
         for job, _, _ in ready:
             outcomes[job.name] = job.failed(f"{type(exc).__name__}: {exc}")
         return
-    # Measured: the wall time of this one engine call. Its pairs are optimised together (one
-    # L-BFGS over a [B] batch), so no pair has a time of its own unless it ran alone; the outcome
-    # says how many pairs shared the call rather than inventing a per-pair split.
-    seconds = time.perf_counter() - start
-    for (job, _, _), image, losses in zip(ready, result.pil_images(), result.losses):
+    # Measured: the wall time of the engine call that made each pair. Its pairs are optimised
+    # together (one forward/backward over the batch), so no pair has a time of its own unless it
+    # ran alone; the outcome says how many pairs shared the call rather than inventing a split.
+    for (job, _, _), item in zip(ready, result.items):
+        if not item.ok:
+            outcomes[job.name] = job.failed(str(item.error))
+            continue
+        image, losses, seconds = item.pil_image(), item.losses, item.batch_seconds
         try:
             record = build_provenance(config, weights, losses, seconds, result.device, job.inputs,
-                                      fingerprint=job.fingerprint, extra={"pair": job.name, "batch": len(ready)})
+                                      fingerprint=job.fingerprint, optimization=item.optimization,
+                                      extra={"pair": job.name, "batch": item.batch, "precision": result.precision,
+                                             "peak_memory_bytes_per_image": item.peak_memory_bytes})
             meta = {"fingerprint": job.fingerprint, "content": job.content_id, "style": job.style_id}
             output.write(job.image_key, encode_image(image), content_type="image/png", metadata=meta)
             output.write(job.thumbnail_key, encode_image(thumbnail(image), "JPEG", 85),
@@ -149,5 +158,5 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
             outcomes[job.name] = job.failed(str(exc))
             continue
         outcomes[job.name] = PairOutcome(job.content_id, job.style_id, DONE, losses=record["losses"],
-                                         seconds=round(seconds, 3), batch_size=len(ready),
+                                         seconds=round(seconds, 3), batch_size=item.batch,
                                          fingerprint=job.fingerprint)

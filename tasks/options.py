@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from nst_engine.errors import EngineError
+from nst_engine.memory import parse_bytes
 from nst_engine.vgg import is_named_weights
 from tasks.manifest import Manifest, with_engine_changes
 from tasks.shards import ShardError, parse_shard
@@ -43,6 +45,7 @@ class RunOptions:
     shard: str | None = None  # "i/n": run only that shard's pairs (flows/sharded.py)
     log_every: int = 50  # engine progress lines in the task logs, every this many iterations
     allow_non_empty_output: bool = False  # write into a non-empty folder that is not a pipeline output
+    gpu_memory: str | None = None  # e.g. "20GiB": the device memory engine calls may use (batch sizes)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "gpu_slots", "log_every"):
@@ -54,6 +57,11 @@ class RunOptions:
                 parse_shard(self.shard)
             except ShardError as exc:
                 raise RunOptionsError(str(exc)) from None
+        if self.gpu_memory is not None:
+            try:
+                parse_bytes(self.gpu_memory)
+            except EngineError as exc:
+                raise RunOptionsError(str(exc)) from None
         object.__setattr__(self, "only", tuple(self.only))  # lists from JSON parameters
 
     def resolved(self, base_dir: Path | str | None = None) -> "RunOptions":
@@ -64,6 +72,10 @@ class RunOptions:
             weights = absolute(weights, base)
         output = absolute(self.output, base) if self.output else None
         return dataclasses.replace(self, output=output, weights=weights)
+
+    def memory_budget(self) -> int | None:
+        """`gpu_memory` in bytes (None: the device's free memory decides)."""
+        return parse_bytes(self.gpu_memory) if self.gpu_memory else None
 
     def replace(self, **changes: Any) -> "RunOptions":
         return dataclasses.replace(self, **changes)

@@ -82,7 +82,8 @@ def stylize_batch_task(jobs: list[PairJob], output_uri: str, cache_uri: str, opt
     with gpu_slot(options):
         sink.batch_started(names)
         try:
-            outcomes = stylize_batch(jobs, open_storage(output_uri), StyleCache.at(cache_uri), on_progress=on_progress)
+            outcomes = stylize_batch(jobs, open_storage(output_uri), StyleCache.at(cache_uri), on_progress=on_progress,
+                                     memory_budget=options.memory_budget())
         except BatchFailed as exc:  # each failed pair gets its log line from the flow (run_steps.finish)
             return Failed(message=str(exc), data=exc)
     return Completed(message=f"{len(outcomes)} done", data=[o.to_dict() for o in outcomes])

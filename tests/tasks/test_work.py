@@ -48,3 +48,35 @@ def test_style_target_is_computed_once_then_served_from_the_cache(tmp_path: Path
     assert [compute_style_target(job, cache) for job in plan.style_jobs] == [False, False]
     assert build_plan(manifest, LocalStorage(tmp_path / "out"), cached=cache.has).cached_styles == \
         {job.key for job in plan.style_jobs}
+
+
+def test_a_batch_that_runs_out_of_cuda_memory_is_split_and_every_pair_finishes(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
+    import torch
+
+    from nst_engine import batching
+    from nst_engine.optimize import stylize as real_stylize
+    from tasks import engine_work
+
+    calls: list[int] = []
+
+    def out_of_memory_above_one(contents: list, *args: object, **kwargs: object) -> object:
+        calls.append(len(contents))
+        if len(contents) > 1:  # what CUDA raises when the batch does not fit
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return real_stylize(contents, *args, **kwargs)
+
+    monkeypatch.setattr(engine_work, "stylize_batched",
+                        functools.partial(batching.stylize_batched, stylize_fn=out_of_memory_above_one))
+    manifest = load_manifest(_manifest(tmp_path, "{size: 32, iterations: 3, weights: random}"))
+    output, cache = LocalStorage(tmp_path / "out"), StyleCache(LocalStorage(tmp_path / "cache"))
+    plan = build_plan(manifest, output, batch_size=4)
+    assert [len(b) for b in plan.batches] == [2]
+    outcomes = stylize_batch(plan.batches[0], output, cache)
+    assert [o.status for o in outcomes] == ["done", "done"] and calls == [2, 1, 1]
+    for outcome in outcomes:
+        record = json.loads(output.read(f"results/{outcome.content}--{outcome.style}.json"))
+        assert record["batch"] == 1 and record["peak_memory_bytes_per_image"] is None  # no CUDA here
+        assert [scale["stop"] for scale in record["optimization"]] in (["cap"], ["converged"], ["stalled"])
