@@ -10,11 +10,13 @@ from typing import Any, Sequence
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from nst_cli.engine_flags import add_engine_flags, engine_config_from_args
+from nst_cli.errors import fail
 from nst_engine import EngineConfig, ImageError, ProgressEvent, load_image, stylize
 from nst_engine.files import write_atomic
 from nst_engine.images import fit_size, save_image
 from nst_engine.optimize import MIN_SIDE
 from nst_engine.provenance import build_provenance, sha256_bytes
+from nst_engine.snapshots import save_every
 from tasks.output_guard import check_stylize_output
 
 
@@ -26,14 +28,19 @@ def add_parser(commands: Any) -> None:
     add_engine_flags(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output that nst stylize did not make (never an input)")
+    parser.add_argument("--save-every", type=int, metavar="N",
+                        help="also write the image being optimized every N iterations, beside the output "
+                             "(out.scale1.iter0050.png, ...)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = engine_config_from_args(args)
+    if args.save_every is not None and args.save_every < 1:
+        fail(f"--save-every {args.save_every}: give a whole number of iterations >= 1")
     record = stylize_files(args.content, args.styles, args.output, config, progress=not args.quiet,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, save_every_n=args.save_every)
     losses = record["losses"]
     print(f"wrote {args.output} (loss {losses['total']:.4g}, {record['seconds']:.1f} s on {record['device']})")
     return 0
@@ -44,7 +51,7 @@ def provenance_path(output: Path) -> Path:
 
 
 def stylize_files(content: Path, styles: Sequence[Path], output: Path, config: EngineConfig,
-                  progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                  progress: bool = True, overwrite: bool = False, save_every_n: int | None = None) -> dict[str, Any]:
     """Stylize `content` with `styles`, write `output` then its provenance JSON; return the record.
 
     Refuses, before any work, to write over an input or a file it did not make (unless
@@ -67,10 +74,12 @@ def stylize_files(content: Path, styles: Sequence[Path], output: Path, config: E
                        description=f"scale {event.scale_index + 1}/{event.scale_count} "
                                    f"{event.width}x{event.height} loss {event.losses.total:.4g}")
 
-        result = stylize([content_image], [style_images], config, callback=on_step)
+        callback = save_every(save_every_n, output, then=on_step) if save_every_n else on_step
+        result = stylize([content_image], [style_images], config, callback=callback)
     inputs = {"content": {"path": str(content), "sha256": sha256_bytes(blobs[content])},
               "styles": [{"path": str(p), "sha256": sha256_bytes(blobs[p])} for p in styles]}
-    record = build_provenance(config, result.weights, result.losses[0], result.seconds, result.device, inputs)
+    record = build_provenance(config, result.weights, result.losses[0], result.seconds, result.device, inputs,
+                              optimization=result.optimization(0))
     save_image(result.pil_images()[0], output)
     write_atomic(provenance_path(output), json.dumps(record, indent=2).encode())  # after the image
     return record

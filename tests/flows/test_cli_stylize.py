@@ -16,7 +16,7 @@ def test_nst_stylize_writes_the_image_and_its_provenance(tmp_path: Path, weights
     # A real process, as a user runs it.
     done = subprocess.run([sys.executable, "-m", "nst_cli", "stylize", str(tmp_path / "a.png"),
                            str(tmp_path / "b.png"), "-o", str(out), "--size", "128", "--iterations", "3",
-                           "--weights", str(weights_file), "--quiet"],
+                           "--weights", str(weights_file), "--quiet", "--save-every", "2"],
                           capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=300)
     assert done.returncode == 0, done.stderr
     assert Image.open(out).size == (128, 96)
@@ -27,6 +27,8 @@ def test_nst_stylize_writes_the_image_and_its_provenance(tmp_path: Path, weights
     assert record["losses"]["total"] > 0 and record["seconds"] > 0
     assert record["device"] == "cpu" and record["versions"]["torch"]
     assert record["inputs"]["styles"][0]["path"].endswith("b.png")
+    assert record["optimization"][0]["iterations"] >= 2  # per scale: iterations run and why it stopped
+    assert (tmp_path / "out.scale1.iter0002.png").is_file()  # --save-every 2: the image being optimized
 
 
 def test_nst_stylize_reports_bad_input_and_exits_non_zero(tmp_path: Path, capsys: object) -> None:
