@@ -117,6 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     why = None if args.weights else _fallback(manifest.engine.weights, args.fallback_weights)
     options = run_options_from_args(args, **({"weights": args.fallback_weights, "weights_fallback": why} if why else {}))
     guard_output(manifest, options)  # before any work, and before a Prefect server starts
+    if args.shards:
+        _check_shard_options(args)
     run_manifest, storage, plan = _plan(manifest, options)
     if args.dry_run and not _weights_available(run_manifest, "run --dry-run"):
         return 1
@@ -164,19 +166,27 @@ def _plan(manifest: Manifest, options: RunOptions) -> tuple[Manifest, Storage, P
     return manifest, storage, plan
 
 
+def _uses_dask(args: argparse.Namespace) -> bool:
+    return bool(args.task_runner == "dask" or args.dask_address or args.workers)
+
+
+def _check_shard_options(args: argparse.Namespace) -> None:
+    """--shards needs the server the workers poll, checked before a temporary one is started."""
+    from prefect.settings import PREFECT_API_URL
+
+    if _uses_dask(args):
+        fail("--shards runs on Prefect workers; it does not combine with the Dask options")
+    if not PREFECT_API_URL.value():  # a temporary server would die with this command, workers can't see it
+        fail("--shards needs the Prefect server the workers poll: set PREFECT_API_URL, e.g. "
+             "http://127.0.0.1:4200/api")
+
+
 def _run_flow(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
     """Run here, on a Dask cluster, or as shards on Prefect workers."""
-    dask = args.task_runner == "dask" or args.dask_address or args.workers
+    dask = _uses_dask(args)
     if args.shards:
-        from prefect.settings import PREFECT_API_URL
-
         from flows.sharded import run_sharded
 
-        if dask:
-            fail("--shards runs on Prefect workers; it does not combine with the Dask options")
-        if not PREFECT_API_URL.value():  # a temporary server would die with this command, workers can't see it
-            fail("--shards needs the Prefect server the workers poll: set PREFECT_API_URL, e.g. "
-                 "http://127.0.0.1:4200/api")
         parent = {"deployment": args.deployment, "shard_timeout": args.shard_timeout}
         return run_sharded(args.manifest, args.shards, options, **{k: v for k, v in parent.items() if v})
     from flows.stylize_manifest import run_manifest
