@@ -77,7 +77,7 @@ def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
     budget = [INLINE_THUMBNAILS_BYTES]
     # Everything a user controls (ids, file names in reasons, folder names) goes in as literal text.
-    images = [f"| {markdown_text(f'{o.content} x {o.style}')} | ![{markdown_text(o.name)}]"
+    images = [f"| {markdown_text(f'{o.content} x {o.style}')} | ![{markdown_text(f'{o.content} x {o.style}')}]"
               f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) | "
               f"{markdown_link(o.name + '.png', o.link)} | {rows[i]['total loss'] or o.status} | {o.time_text()} |"
               for i, o in enumerate(outcomes) if o.status != FAILED]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~=])")
+# What can open markup inside a line: code, emphasis, links, images, table cells, strikethrough,
+# autolinks. ('-', '.', '+', '=' only mean something at the start of a line, which we never give
+# user text; escaping them made some renderers show the backslashes.)
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]()#!|~])")
 
 
 def markdown_text(text: str) -> str:

@@ -18,7 +18,7 @@ from flows.artifacts import Progress, publish_results
 from tasks import progress
 from tasks.engine_work import BatchFailed
 from tasks.gallery import GalleryPage, gallery_html, settings_shown, write_input_thumbnails
-from tasks.layout import FAILED, GALLERY_KEY, REPORT_KEY, SKIPPED, PairOutcome, image_key
+from tasks.layout import DONE, FAILED, GALLERY_KEY, REPORT_KEY, SKIPPED, PairOutcome, image_key
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
 from tasks.output_guard import check_output_location, claim_output, local_manifest_path
@@ -242,7 +242,9 @@ def finish(run: OpenRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, 
     earlier = earlier_outcomes(read_json(storage, report_key), outcomes,
                                [(p.content, p.style) for p in manifest.pairs]) if gallery else []
     report = run_report(manifest.name, outcomes, stats, earlier)
-    write_report(run, report, report_key, gallery)
+    made = {f"{kind}:{ident}" for o in outcomes if o.status == DONE for kind, ident in (("content", o.content),
+                                                                                      ("style", o.style))}
+    write_report(run, report, report_key, gallery, refresh_thumbnails=made)
     publish_results(label or manifest.name, outcomes, storage)
     logger = get_run_logger()
     for outcome in outcomes:
@@ -259,7 +261,8 @@ def finish(run: OpenRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, 
     return Completed(message=message, data=report)
 
 
-def write_report(run: OpenRun, report: dict[str, Any], key: str = REPORT_KEY, gallery: bool = True) -> None:
+def write_report(run: OpenRun, report: dict[str, Any], key: str = REPORT_KEY, gallery: bool = True,
+                 refresh_thumbnails: frozenset[str] | set[str] = frozenset()) -> None:
     """run.json (or a shard's report) and the gallery. A store that went away is logged and noted
     in the report, not raised: the report still reaches the caller and the UI."""
     manifest = run.manifest
@@ -269,7 +272,7 @@ def write_report(run: OpenRun, report: dict[str, Any], key: str = REPORT_KEY, ga
             page = GalleryPage(manifest.name, [c.id for c in manifest.contents], [s.id for s in manifest.styles],
                                report["pairs"], finished=report["finished"], counts=report["counts"],
                                settings=settings_shown(manifest.engine),
-                               input_thumbs=write_input_thumbnails(manifest, run.storage),
+                               input_thumbs=write_input_thumbnails(manifest, run.storage, set(refresh_thumbnails)),
                                warning=run.weights_warning)
             run.storage.write(GALLERY_KEY, gallery_html(page).encode(), content_type="text/html")
     except StorageError as exc:

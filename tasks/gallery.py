@@ -46,13 +46,21 @@ def settings_shown(config: EngineConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in SETTINGS_SHOWN}
 
 
-def write_input_thumbnails(manifest: Manifest, storage: Storage) -> dict[str, str]:
-    """A small JPEG of every content and style (a blend: its first image) under
-    thumbs/inputs/; returns "content:<id>" / "style:<id>" -> key for those that could be read."""
+def write_input_thumbnails(manifest: Manifest, storage: Storage, refresh: set[str]) -> dict[str, str]:
+    """A small JPEG of every content and style (a blend: its first image) under thumbs/inputs/;
+    returns "content:<id>" / "style:<id>" -> key for those that could be read.
+
+    Only inputs named in `refresh` (those whose pairs were made in this run: their bytes may have
+    changed) or without a thumbnail yet are read: a nightly run over 10,000 photos must not
+    download them all for its gallery headers (one listing finds the thumbnails already there)."""
     written: dict[str, str] = {}
+    existing = set(storage.list(layout.INPUT_THUMBS_PREFIX))
     refs: list[tuple[str, ImageRef]] = [("content", r) for r in manifest.contents] + [("style", r) for r in manifest.styles]
     for kind, ref in refs:
         key = layout.input_thumbnail_key(kind, ref.id)
+        if key in existing and f"{kind}:{ref.id}" not in refresh:
+            written[f"{kind}:{ref.id}"] = key
+            continue
         try:
             image = load_image(read_uri(ref.uris[0]), name=ref.uris[0])
             storage.write(key, encode_image(thumbnail(image, INPUT_THUMB_SIDE), "JPEG", 85), content_type="image/jpeg")

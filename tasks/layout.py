@@ -41,9 +41,12 @@ def thumbnail_key(content_id: str, style_id: str) -> str:
     return f"{THUMBS_PREFIX}/{pair_name(content_id, style_id)}.jpg"
 
 
+INPUT_THUMBS_PREFIX = f"{THUMBS_PREFIX}/inputs"
+
+
 def input_thumbnail_key(kind: str, ident: str) -> str:
     """kind: "content" or "style"."""
-    return f"{THUMBS_PREFIX}/inputs/{kind}/{ident}.jpg"
+    return f"{INPUT_THUMBS_PREFIX}/{kind}/{ident}.jpg"
 
 
 def shard_report_key(index: int, count: int) -> str:
