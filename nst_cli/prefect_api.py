@@ -32,13 +32,15 @@ def _die_with_parent() -> None:  # runs in the child, between fork and exec
         pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _healthy(api_url: str) -> bool:
+def api_healthy(api_url: str) -> bool:
+    """Whether a Prefect API (http://host:port/api) answers its health check."""
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
             return response.status == 200
@@ -51,7 +53,7 @@ def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     import prefect
     from prefect.settings import get_current_settings
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
            "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,7 @@ def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
             env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     api_url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + float(os.environ.get(STARTUP_TIMEOUT_ENV) or 120)
-    while not _healthy(api_url):
+    while not api_healthy(api_url):
         if process.poll() is not None or time.monotonic() > deadline:
             stop_server(process)
             raise RuntimeError(f"the temporary Prefect server did not start (exit {process.returncode}); "

@@ -6,16 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
 import pytest
+
+from nst_cli.prefect_api import api_healthy, free_port  # the same checks `nst run` uses
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT = 240  # a fresh database migrates in ~30 s here; more when the cores are busy
@@ -26,12 +26,6 @@ class Server:
     url: str  # the UI, e.g. http://127.0.0.1:43123
     api_url: str  # url + /api
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_process(args: list[str], log: Path, env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.Popen[bytes]:
@@ -78,14 +72,6 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/health", timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def serve_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`prefect server start` on a free port with its own PREFECT_HOME (database), stopped at the end."""
     home = tmp_path_factory.mktemp("prefect-server-home")
@@ -103,7 +89,7 @@ def serve_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     proc = start_process([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                           "--port", str(port)], log, env)
     try:
-        wait_for(lambda: proc.poll() is not None or _healthy(url), SERVER_START_TIMEOUT,
+        wait_for(lambda: proc.poll() is not None or api_healthy(f"{url}/api"), SERVER_START_TIMEOUT,
                  "prefect server start: /api/health", log=log)
         if proc.poll() is not None:
             pytest.fail(f"prefect server start exited with {proc.returncode}:\n{tail(log)}")
