@@ -30,14 +30,16 @@ DESCRIPTIONS = {
     "style_scale": "style image size relative to the output",
     "preserve_colors": "keep the content's original colours",
     "match_histogram": "match the style's colours to the content's first",
-    "weights": "imagenet, random[:SEED], or a VGG-19 .pth file",
+    "weights": "original (the paper's VGG-19, default), imagenet, random[:SEED], or a VGG-19 .pth file",
+    "input_convention": "how the weights expect their input: auto, torchvision or caffe (BGR 0-255)",
     "device": "auto, cpu, cuda or cuda:N",
     "normalization": "none, or target: each term divided by its target's mean square (auto: from the weights)",
     "tolerance": "stop an image when its loss fell by less than this (relative) over --tolerance-window iterations",
     "init": "content, noise, style, or the path of an image to start from",
 }
 ALIASES = {"learning_rate": ("--lr",)}
-CHOICES = {"optimizer": "OPTIMIZERS", "init": "INITS", "pooling": "POOLINGS", "precision": "PRECISIONS"}
+CHOICES = {"optimizer": "OPTIMIZERS", "init": "INITS", "pooling": "POOLINGS", "precision": "PRECISIONS",
+           "input_convention": "INPUT_CONVENTIONS"}
 
 
 def _parser_for(annotation: Any) -> tuple[Callable[[str], Any] | None, str]:

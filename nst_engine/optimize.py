@@ -361,7 +361,7 @@ def stylize(contents: Sequence[Image.Image], styles: Sequence[Sequence[Image.Ima
     info = None
     if extractor is None:
         layers = set(config.content_layers) | set(config.style_layers)
-        extractor, info = build_extractor(config.weights, layers, config.pooling, device)
+        extractor, info = build_extractor(config.weights, layers, config.pooling, device, config.input_convention)
     resized = [images.resize_max_side(image, config.size, MIN_SIDE) for image in contents]
     if len({image.size for image in resized}) != 1:
         raise EngineError(f"a batch needs contents of one shape at size {config.size}, got "

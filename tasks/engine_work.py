@@ -43,7 +43,8 @@ class BatchFailed(Exception):
 def extractor_for(config: EngineConfig, device: torch.device) -> Any:
     """The extractor and its WeightsInfo; s3:// weights are fetched to a local file first."""
     layers = set(config.content_layers) | set(config.style_layers)
-    extractor, weights = build_extractor(local_weights(config.weights), layers, config.pooling, device)
+    extractor, weights = build_extractor(local_weights(config.weights), layers, config.pooling, device,
+                                          config.input_convention)
     if weights.source != config.weights:  # provenance names the URI the user gave, not our copy
         weights = dataclasses.replace(weights, source=config.weights)
     return extractor, weights

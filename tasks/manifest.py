@@ -558,7 +558,7 @@ class _Checker:
         return config
 
     def weights(self, value: str, field: str) -> str:
-        """imagenet, random[:SEED] (EngineConfig checks its form) and URIs are kept; a local path
+        """original, imagenet, random[:SEED] (EngineConfig checks its form) and URIs are kept; a local path
         must exist (made absolute)."""
         if scheme_of(value) is not None:
             problem = uri_problem(value, _show(value), want="object")
@@ -567,7 +567,7 @@ class _Checker:
             return value
         from nst_engine.config import asks_for_random_weights  # here, not at import time: torch
 
-        if value == "imagenet" or asks_for_random_weights(value):
+        if value in ("original", "imagenet") or asks_for_random_weights(value):
             return value
         if not value:
             return value  # EngineConfig reports the empty value
@@ -579,7 +579,7 @@ class _Checker:
             return value
         if not path.is_file():
             self.fail(field, f"no such weights file {_show(value)} (looked in {path.parent}); "
-                             "use imagenet, random[:SEED] or the path of a VGG-19 state dict")
+                             "use original, imagenet, random[:SEED] or the path of a VGG-19 state dict")
             return value
         return str(path.resolve())
 

@@ -63,7 +63,7 @@ def test_validate_and_dry_run_say_when_the_weights_cannot_be_had(tmp_path: Path,
     make_image(8, 8, 1).save(tmp_path / "a.png")
     torch.save({"features.0.weight": torch.zeros(3, 3, 3, 3)}, tmp_path / "small.pth")
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\n")  # imagenet by default
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\nengine: {weights: imagenet}\n")
     assert main([command[0], str(manifest), *command[1:]]) == 1
     err = capsys.readouterr().err
     assert "not in torchvision's cache" in err and "--weights" in err
