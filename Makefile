@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/nst run examples/demo/manifest.yaml --fallback-weights random
+	$(BIN)/nst run examples/demo/manifest.yaml
 	$(BIN)/python -m tasks.contact_sheet out/demo
 
 clean:

