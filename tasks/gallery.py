@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from nst_engine import EngineConfig
-from nst_engine.attribution import weights_credit
+from nst_engine.weight_sources import weights_credit
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, load_image, thumbnail
 from tasks import layout
