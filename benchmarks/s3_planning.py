@@ -116,7 +116,7 @@ def finish_results(manifest_uri: str) -> int:
     image = _png(0)
 
     def write(job: Any) -> None:
-        meta = {"fingerprint": job.fingerprint, "content": job.content_id, "style": job.style_id}
+        meta = {"fingerprint": job.fingerprint, "content": job.content, "style": job.style}
         output.write(job.image_key, image, content_type="image/png", metadata=meta)
         record = {"fingerprint": job.fingerprint, "pair": job.name, "inputs": job.inputs,
                   "config": {k: str(v) for k, v in vars(job.config).items()}}
@@ -125,7 +125,7 @@ def finish_results(manifest_uri: str) -> int:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, plan.todo))
-    record_results(plan, output, [PairOutcome(j.content_id, j.style_id, DONE) for j in plan.todo])
+    record_results(plan, output, [PairOutcome(j.content, j.style, DONE) for j in plan.todo])
     return len(plan.todo)
 
 

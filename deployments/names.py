@@ -1,7 +1,8 @@
 """The names deployments share with the command line and prefect.yaml, importable without
 Prefect (whose import costs seconds): `nst --help` and `nst run` read them too."""
 
-FLOW_NAME = "stylize-manifest"
+from flows.names import FLOW_NAME, deployment_path
+
 ENTRYPOINT = "flows/stylize_manifest.py:stylize_manifest"  # relative to the repository root (the source)
 WORK_POOL = "nst-process"
 GPU_LIMIT = "nst-gpu"

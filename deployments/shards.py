@@ -18,9 +18,9 @@ from uuid import UUID
 from prefect.deployments.runner import EntrypointType
 
 from deployments.manifest_deployment import ensure_work_pool
+from flows.names import SHARD_DEPLOYMENT_NAME, SHARDED_FLOW_NAME, deployment_path
 from flows.stylize_manifest import stylize_manifest
 
-SHARD_DEPLOYMENT_NAME = "nst-shard"  # full name: stylize-manifest/nst-shard (flows.sharded.SHARD_DEPLOYMENT)
 SHARD_POOL = "nst-gpu"
 
 
@@ -34,7 +34,7 @@ def deploy_shard_flow(work_pool: str = SHARD_POOL, name: str = SHARD_DEPLOYMENT_
         ensure_work_pool(work_pool)
     return stylize_manifest.deploy(
         name=name, work_pool_name=work_pool, entrypoint_type=EntrypointType.MODULE_PATH,
-        description="One shard ('i/n') of a sharded manifest run; started by stylize-manifest-sharded",
+        description="One shard ('i/n') of a sharded manifest run; started by " + SHARDED_FLOW_NAME,
         tags=["nst", "nst-shard"], build=False, push=False, print_next_steps=False, ignore_warnings=True)
 
 
@@ -45,9 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default=SHARD_DEPLOYMENT_NAME, help=f"deployment name ({SHARD_DEPLOYMENT_NAME})")
     args = parser.parse_args(argv)
     deployment_id = deploy_shard_flow(args.pool, args.name)
-    print(f"deployment stylize-manifest/{args.name} ({deployment_id}) on work pool {args.pool}")
+    print(f"deployment {deployment_path(args.name)} ({deployment_id}) on work pool {args.pool}")
     print(f"on each GPU:  CUDA_VISIBLE_DEVICES=<i> prefect worker start --pool {args.pool} --limit 1")
-    print(f"then:         nst run manifest.yaml --shards <N> --deployment stylize-manifest/{args.name}")
+    print(f"then:         nst run manifest.yaml --shards <N> --deployment {deployment_path(args.name)}")
     return 0
 
 

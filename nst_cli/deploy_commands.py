@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from deployments.names import FLOW_NAME, GPU_LIMIT, WORK_POOL
+from deployments.names import GPU_LIMIT, WORK_POOL, deployment_path
 from nst_cli.errors import fail
 from nst_cli.manifest_commands import add_run_option_flags, run_options_from_args
 from tasks.manifest import load_manifest
@@ -28,7 +28,7 @@ def add_parsers(commands: Any) -> None:
     deploy.set_defaults(handler=cmd_deploy)
     notify = commands.add_parser("notify", help="notify a webhook when a run of a deployment fails or crashes "
                                                 "(for deployments made by prefect.yaml)")
-    notify.add_argument("deployment", help="the deployment, FLOW/NAME, e.g. stylize-manifest/demo-nightly")
+    notify.add_argument("deployment", help=f"the deployment, FLOW/NAME, e.g. {deployment_path('demo-nightly')}")
     notify.add_argument("--webhook", metavar="URL_OR_BLOCK", required=True, help=NOTIFY_HELP)
     notify.set_defaults(handler=cmd_notify)
 
@@ -75,11 +75,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                                     work_pool=args.pool, cron=args.cron, interval=args.interval,
                                     timezone=args.timezone)
     schedule = args.cron or (f"every {args.interval:g} s" if args.interval else "none (trigger it)")
-    print(f"deployment {FLOW_NAME}/{name} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
+    print(f"deployment {deployment_path(name)} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
     if args.notify_webhook:
-        _attach_alert(deployment_id, f"{FLOW_NAME}/{name}", args.notify_webhook)
+        _attach_alert(deployment_id, deployment_path(name), args.notify_webhook)
     print(f"start a worker:  prefect worker start --pool {args.pool}")
-    print(f"run it now:      prefect deployment run 'stylize-manifest/{name}'")
+    print(f"run it now:      prefect deployment run '{deployment_path(name)}'")
     return 0
 
 

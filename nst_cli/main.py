@@ -19,6 +19,7 @@ from nst_engine.errors import EngineError
 from tasks.manifest import ManifestError
 from tasks.options import RunOptionsError
 from tasks.output_guard import OutputRefusedError
+from tasks.run_setup import WeightsUnavailableError
 from tasks.stores import StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -31,6 +32,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (OutputRefusedError, EXIT_USAGE),  # an output that is not the pipeline's to write
     (EngineError, EXIT_USAGE),  # a bad engine setting or input image of `nst stylize`
     (StorageError, EXIT_FAILED),  # the output, cache or weights store could not be reached
+    (WeightsUnavailableError, EXIT_FAILED),  # the run's VGG-19 weights cannot be had here
 )
 
 

@@ -48,7 +48,7 @@ def contact_sheet(output: Storage, cell: int = 160) -> Image.Image:
         except (StorageError, KeyError, OSError) as exc:
             log.warning("contact sheet: skipping %s: %s", name, exc)
             continue
-        rows.append((f"{pair['content']} x {pair['style']}", [content, style, result]))
+        rows.append((layout.pair_label(pair['content'], pair['style']), [content, style, result]))
     if not rows:
         raise ValueError("run.json lists no finished pairs")
     return _draw(rows, cell, random_weights)

@@ -37,7 +37,7 @@ class BatchFailed(Exception):
         self.outcomes = outcomes
         failed = [o for o in outcomes if o.status == FAILED]
         super().__init__(f"{len(failed)} of {len(outcomes)} pairs failed: "
-                         + "; ".join(f"{o.content} x {o.style}: {o.reason}" for o in failed))
+                         + "; ".join(f"{o.label}: {o.reason}" for o in failed))
 
 
 def extractor_for(config: EngineConfig, device: torch.device) -> Any:
@@ -59,7 +59,7 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
     images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
     tensors = style_tensors(images, job.side, None, config)
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
-                                    meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic)
+                                    meta={"style": job.style, "side": str(job.side)}, statistic=job.statistic)
     cache.put(job.key, targets)
     return True
 
@@ -148,7 +148,7 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
                                       fingerprint=job.fingerprint, optimization=item.optimization,
                                       extra={"pair": job.name, "batch": item.batch, "precision": result.precision,
                                              "peak_memory_bytes_per_image": item.peak_memory_bytes})
-            meta = {"fingerprint": job.fingerprint, "content": job.content_id, "style": job.style_id}
+            meta = {"fingerprint": job.fingerprint, "content": job.content, "style": job.style}
             output.write(job.image_key, encode_image(image), content_type="image/png", metadata=meta)
             output.write(job.thumbnail_key, encode_image(thumbnail(image), "JPEG", 85),
                          content_type="image/jpeg", metadata=meta)
@@ -157,6 +157,6 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
         except StorageError as exc:
             outcomes[job.name] = job.failed(str(exc))
             continue
-        outcomes[job.name] = PairOutcome(job.content_id, job.style_id, DONE, losses=record["losses"],
+        outcomes[job.name] = PairOutcome(job.content, job.style, DONE, losses=record["losses"],
                                          seconds=round(seconds, 3), batch_size=item.batch,
                                          fingerprint=job.fingerprint)

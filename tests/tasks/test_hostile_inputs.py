@@ -36,7 +36,7 @@ def test_hostile_contents_fail_only_their_own_pairs(tmp_path: Path) -> None:
     assert set(failed) == {"bomb", "strip"}
     assert failed["bomb"].startswith(f"{tmp_path / 'bomb.png'}: ") and "decompression bomb" in failed["bomb"]
     assert failed["strip"].startswith(f"{tmp_path / 'strip.png'}: 2x60000 is too thin")
-    assert [[job.content_id for job in batch] for batch in plan.batches] == [["good", "scan", "cut"]]
+    assert [[job.content for job in batch] for batch in plan.batches] == [["good", "scan", "cut"]]
 
     with pytest.raises(BatchFailed) as info:
         stylize_batch(plan.batches[0], output, cache)
