@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.manifest import load_manifest
+from tasks.options import RunOptions
 from tasks.plan import build_plan
 from tasks.stores.local import LocalStorage
 from tasks.style_cache import StyleCache
@@ -30,7 +31,7 @@ def test_hostile_contents_fail_only_their_own_pairs(tmp_path: Path) -> None:
     manifest = load_manifest(tmp_path / "m.yaml")
     output, cache = LocalStorage(tmp_path / "out"), StyleCache(LocalStorage(tmp_path / "cache"))
 
-    plan = build_plan(manifest, output, batch_size=4)  # used to crash on the bomb's header
+    plan = build_plan(manifest, output, RunOptions(batch_size=4))  # used to crash on the bomb's header
 
     failed = {outcome.content: outcome.reason for outcome in plan.failed}
     assert set(failed) == {"bomb", "strip"}
