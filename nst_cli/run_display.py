@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from nst_engine import ProgressEvent
+from nst_engine.optimize import ProgressEvent
 from tasks.layout import FAILED, PairOutcome
 from tasks.plan import Plan
 from tasks.progress import ProgressSink, Tally, plan_in_words

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.states import Completed, Failed, State
 
-from nst_engine import ProgressEvent
+from nst_engine.optimize import ProgressEvent
 from tasks import progress
 from tasks.engine_work import BatchFailed, compute_style_target, stylize_batch
 from tasks.interrupt import check_stop
