@@ -9,6 +9,7 @@ import signal
 import sys
 from typing import Any
 
+from flows.names import SHARD_DEPLOYMENT
 from nst_cli.errors import fail
 from nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals
 from nst_cli.prefect_api import prefect_api
@@ -93,8 +94,8 @@ def _add_scale_flags(run: argparse.ArgumentParser) -> None:
                                                    "(default: one per visible GPU)")
     group.add_argument("--shards", type=int, help="split the pairs into this many deployment runs for the "
                                                   "Prefect workers of a work pool; this process merges them")
-    group.add_argument("--deployment", help="the shard deployment (default stylize-manifest/nst-shard, "
-                                            "registered by `python -m deployments.shards`)")
+    group.add_argument("--deployment", help=f"the shard deployment (default {SHARD_DEPLOYMENT}, "
+                                            "registered by `nst deploy-shards`)")
     group.add_argument("--shard-timeout", type=float, help="seconds a shard may run, or the run may go "
                                                            "without progress, before it is reported unfinished")
 
