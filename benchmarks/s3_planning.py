@@ -17,7 +17,7 @@ On a real SeaweedFS (`weed mini`, tests/s3support), with tiny PNGs:
    the requests by operation and the bytes of their response bodies. The plan index is put
    back as it was after each row, so every row plans the same state.
 
-"before" runs the planner of `--before-ref` (default: the commit this branch started from),
+"before" runs the planner of `--before-ref` (default: the planner before the plan index),
 extracted with `git archive`.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BEFORE_REF = "30d1438"  # the base commit of the s3glob branch: the planner that reads every input
+BEFORE_REF = "30d1438"  # the planner before the plan index: it reads every input
 
 
 def measure(manifest_uri: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from tasks.run_finish import finish_without_engine
 from tasks.run_setup import PreparedRun, WeightsUnavailableError, prepare_run
 from tasks.weights import weights_problems
 
-# A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
+# A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (docs/design.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 

@@ -1,6 +1,6 @@
 """The work a task does, as plain functions: compute a style target; stylize a batch of pairs.
 
-Each function writes its own outputs and returns small metadata (DESIGN.md: results stay out
+Each function writes its own outputs and returns small metadata (docs/design.md: results stay out
 of Prefect's memory).
 """
 

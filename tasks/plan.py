@@ -24,7 +24,7 @@ from tasks.stores import ObjectInfo, Storage, StorageError, read_uri, stat_uri
 from tasks.style_cache import cache_location, style_key
 from tasks.weights import local_weights
 
-# Prefect's server ingests ~13-16 task runs/s (DESIGN.md): keep one flow run under this many.
+# Prefect's server ingests ~13-16 task runs/s (docs/design.md): keep one flow run under this many.
 MAX_TASK_RUNS = 200
 
 
