@@ -58,7 +58,9 @@ def add_run_option_flags(parser: argparse.ArgumentParser, *, defaults: dict[str,
     group.add_argument("--force", action="store_true", default=None, help="redo pairs whose result is already there")
     group.add_argument("--only", type=lambda text: tuple(p for p in text.split(",") if p),
                        help="comma-separated content/style ids to restrict the run to")
-    group.add_argument("--batch-size", type=int, help=f"pairs per task (default {fields['batch_size']})")
+    group.add_argument("--batch-size", type=int, help=f"the most pairs optimised together in one batch, one task run each; "
+                                                     f"a batch that does not fit the GPU memory is split "
+                                                     f"(default {fields['batch_size']})")
     group.add_argument("--gpu-slots", type=int, help=f"concurrent GPU tasks (default {fields['gpu_slots']})")
     group.add_argument("--gpu-limit", help="name of a Prefect global concurrency limit to hold GPU slots in "
                                            "(shared by every worker on one server); default: a semaphore "

@@ -78,7 +78,7 @@ class PairOutcome:
     reason: str = ""
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the engine call that made it, measured (see batch_size)
-    batch_size: int = 0  # pairs optimised together in that call: one call cannot be split per pair
+    batch_size: int = 0  # pairs optimised together with it (its batch): one pass cannot be split per pair
     fingerprint: str = ""
     link: str = ""  # where a person opens the image: a file URI, or a presigned URL on S3
 
