@@ -20,7 +20,7 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nst run examples/demo/manifest.yaml
-	$(BIN)/python -m tasks.contact_sheet out/demo
+	$(BIN)/nst contact-sheet out/demo
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

