@@ -35,6 +35,9 @@ DESCRIPTIONS = {
     "normalization": "none, or target: each term divided by its target's mean square (auto: from the weights)",
     "tolerance": "stop an image when its loss fell by less than this (relative) over --tolerance-window iterations",
     "init": "content, noise, style, or the path of an image to start from",
+    "block_size": "evaluate in blocks of this many px (a multiple of 16), exactly; 0: only when the whole image "
+                  "does not fit the memory",
+    "block_margin": "px of context around each block (a multiple of 16; 80 covers relu5_1's reach)",
 }
 ALIASES = {"learning_rate": ("--lr",)}
 CHOICES = {"optimizer": "OPTIMIZERS", "init": "INITS", "pooling": "POOLINGS", "precision": "PRECISIONS"}

@@ -11,6 +11,7 @@ measured on the CPU, and benchmarks/gpu_throughput.py prints it beside the GPU's
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from nst_engine import accel
 from nst_engine.config import EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.vgg import LAYER_INDEX, LAYER_NAMES, expected_shapes
+
+log = logging.getLogger(__name__)
 
 FP32 = 4
 INDEX = 8  # max-pool indices are int64
@@ -119,7 +122,8 @@ def plan_block(height: int, width: int, config: EngineConfig, device: torch.devi
     """Block side for `batch` images of height x width: 0 when the whole image fits the free
     memory (and `budget`), else the largest multiple of 16 whose blocked estimate fits.
 
-    Raises EngineError when not even 16 px blocks fit: what is left is the whole-size state."""
+    When not even 16 px blocks fit (what is left is the whole-size state), 0 as well: the
+    engine tries the whole image, and a device that runs out says so (nst_engine.batching)."""
     device = torch.device(device)
     usable = _usable(device, budget)
     if estimate(height, width, config, device).batch_bytes(batch) <= usable:
@@ -128,9 +132,10 @@ def plan_block(height: int, width: int, config: EngineConfig, device: torch.devi
         if blocked_estimate(height, width, block, config, device).batch_bytes(batch) <= usable:
             return block
     smallest = blocked_estimate(height, width, 16, config, device)
-    raise EngineError(f"{width}x{height} needs {smallest.batch_bytes(batch) / 2**30:.1f} GiB even in 16 px blocks "
-                      f"(L-BFGS history {smallest.lbfgs / 2**30:.1f} GiB), {usable / 2**30:.1f} GiB usable: "
-                      "lower size or lbfgs_history")
+    log.warning("%dx%d needs %.1f GiB even in 16 px blocks (L-BFGS history %.1f GiB), %.1f GiB usable: "
+                "trying the whole image", width, height, smallest.batch_bytes(batch) / 2**30,
+                smallest.lbfgs / 2**30, usable / 2**30)
+    return 0
 
 
 def _usable(device: torch.device, budget: int | None) -> int:

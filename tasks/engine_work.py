@@ -17,7 +17,7 @@ from nst_engine import EngineConfig, ProgressEvent, StyleTargets, compute_style_
 from nst_engine.batching import stylize_batched
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tensor
-from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
+from nst_engine.optimize import MIN_SIDE, resolve_device, style_block_planner, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
 from tasks.interrupt import RunStopped, stop_reason
@@ -55,11 +55,14 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
         return False
     config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device,
                           style_statistic=job.statistic)
-    extractor, _ = extractor_for(config, resolve_device(device))
+    torch_device = resolve_device(device)
+    extractor, _ = extractor_for(config, torch_device)
     images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
     tensors = style_tensors(images, job.side, None, config)
+    # A print-size style image (size: 4096) runs in blocks when one pass does not fit: the same statistic.
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
-                                    meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic)
+                                    meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic,
+                                    blocks=style_block_planner(config, torch_device))
     cache.put(job.key, targets)
     return True
 
@@ -116,7 +119,8 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
             reference = to_tensor(resize_max_side(content_image, config.size, MIN_SIDE)).to(device) if config.match_histogram else None
             tensors = style_tensors(styles, side, reference, config)
             targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend,
-                                            statistic=config.style_statistic)
+                                            statistic=config.style_statistic,
+                                            blocks=style_block_planner(config, device, memory_budget))
             cache.put(key, targets)
         loaded[key] = targets.to(device)
         return loaded[key]
