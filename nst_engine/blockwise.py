@@ -206,11 +206,11 @@ class BlockedObjective:
             x_tv = x.clone().requires_grad_(self.tv_weight > 0)
             tv = total_variation(x_tv) if self.tv_weight > 0 else torch.zeros_like(c)
             total = self.content_weight * c + self.style_weight * s + self.tv_weight * tv
-            leaves = [*second.values(), *first.values(), *sq.values()] + ([x_tv] if self.tv_weight > 0 else [])
-            grads = torch.autograd.grad(total.sum(), leaves, allow_unused=True)
         terms = {"content": c.detach(), "style": s.detach(), "tv": tv.detach(), "total": total.detach()}
         if not grad:
             return terms, torch.zeros_like(x)
+        leaves = [*second.values(), *first.values(), *sq.values()] + ([x_tv] if self.tv_weight > 0 else [])
+        grads = torch.autograd.grad(total.sum(), leaves, allow_unused=True)
         n_s, n_f = len(second), len(first)
         d_second = dict(zip(second, grads[:n_s]))
         d_first = dict(zip(first, grads[n_s:n_s + n_f]))

@@ -113,8 +113,12 @@ def blocked_estimate(height: int, width: int, block: int, config: EngineConfig,
     whole = estimate(height, width, config, device)
     crop = estimate(min(height, block + 2 * config.block_margin), min(width, block + 2 * config.block_margin),
                     config, device)
+    # Targets: the content layers' whole feature maps (blocked runs keep no others) and the style statistics.
+    shapes = layer_shapes(height, width, max(LAYER_INDEX[name] for name in (*config.content_layers, *config.style_layers)))
+    targets = (sum(_numel(shapes[name]) for name in config.content_layers)
+               + 2 * sum(shapes[name][0] ** 2 for name in config.style_layers)) * FP32
     return MemoryEstimate(crop.activations + crop.images, whole.lbfgs, whole.images + 3 * height * width * FP32,
-                          whole.targets, whole.shared)
+                          targets, whole.shared)
 
 
 def plan_block(height: int, width: int, config: EngineConfig, device: torch.device | str,

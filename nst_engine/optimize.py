@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nst_engine import accel, blockwise, color, images, memory
+from nst_engine.blockwise import BlockedObjective, BlockPlan
 from nst_engine.config import INITS, EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.lbfgs import BatchAdam, BatchLBFGS
-from nst_engine.blockwise import BlockedObjective, BlockPlan
 from nst_engine.losses import content_loss, style_loss, style_norms, target_norms, total_variation
 from nst_engine.targets import StyleTargets, compute_style_targets, stack_targets
 from nst_engine.vgg import VGGFeatures, WeightsInfo, build_extractor
