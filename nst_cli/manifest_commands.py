@@ -67,8 +67,9 @@ def add_run_option_flags(parser: argparse.ArgumentParser, *, defaults: dict[str,
                                            "in this process")
     group.add_argument("--weights", help="VGG-19 weights for every pair (overrides the manifest)")
     group.add_argument("--gpu-memory", help="device memory a batch may use, e.g. 20GiB: batches are sized "
-                                            "to fit it (default: the free memory); a batch that still runs "
-                                            "out is split and retried")
+                                            "to fit it (default: the free memory), and an image too large "
+                                            "for one pass runs in blocks that fit (engine block_size 0); a "
+                                            "batch that still runs out is split and retried")
     group.add_argument("--allow-non-empty-output", action="store_true", default=None,
                        help="write into a non-empty folder that is not an nst-pipeline output (never a "
                             "filesystem root, home or system folder)")

@@ -111,6 +111,10 @@ FIELD_HELP: dict[str, str] = {
     "precision": "arithmetic of the network passes: float32, tf32 (tensor cores), bfloat16 or float16 "
                  "(autocast), auto (the measured best on CUDA, float32 on the CPU)",
     "device": "where to compute: auto (a GPU when there is one), cpu, cuda or cuda:N",
+    "block_size": "evaluate the image in blocks of this many px (a multiple of 16), exactly: the same loss "
+                  "and gradient as the whole image, in bounded memory; 0: blocks only when the whole image "
+                  "does not fit the memory",
+    "block_margin": "px of context around each block (a multiple of 16; 80 covers relu5_1's reach)",
 }
 # Fields that take one of a few names: the command line offers exactly these.
 FIELD_CHOICES: dict[str, tuple[str, ...]] = {
@@ -122,7 +126,10 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
 # not redone on a CPU worker.
-_NOT_FINGERPRINTED = frozenset({"device"})
+_NOT_FINGERPRINTED = frozenset({"device", "block_size"})
+# Fingerprinted only when not at their default, so adding them left existing fingerprints as they
+# were: a margin below the receptive field does change the pixels of a blocked run.
+_FINGERPRINTED_WHEN_SET = frozenset({"block_margin"})
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,13 @@ class EngineConfig:
     seed: int = 0
     precision: str = "auto"  # see accel.py
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Exact block-wise evaluation (nst_engine.blockwise), for sizes one VGG-19 pass cannot hold:
+    # the inner block side in pixels (a multiple of 16); 0 = auto: the whole image when it fits
+    # the memory, else the largest block that does (nst_engine.memory.plan_block).
+    block_size: int = 0
+    # Pixels of context around each block (a multiple of 16). 80 covers relu5_1's receptive field
+    # (156 px: +-78), so the blocked loss and gradient equal the whole image's up to float noise.
+    block_margin: int = 96
     # Which objective fields were auto (set by __post_init__). Part of equality, so a config whose
     # values came from "auto" is not mistaken for one the user wrote out (replace() differs).
     _auto: tuple[str, ...] = field(default=(), init=False, repr=False)
@@ -278,10 +292,17 @@ class EngineConfig:
 
 @functools.lru_cache(maxsize=1024)  # configs are frozen; planning 10,000 pairs asks often
 def _fingerprint(config: EngineConfig) -> str:
-    data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
+    defaults = _field_defaults()
+    data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED
+            and not (k in _FINGERPRINTED_WHEN_SET and v == defaults[k])}
     data["engine_version"] = ENGINE_VERSION
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(EngineConfig) if f.init}
 
 
 def _file_sha256(path: str) -> str | None:
@@ -380,6 +401,10 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
         need(seed is not None and int(seed.group(1) or 0) <= MAX_SEED, "weights",
              f"{_show(cfg.weights)}: write `random` or `random:SEED` with a whole-number seed from 0 to "
              "2**64 - 1")
+    need(cfg.block_size == 0 or (cfg.block_size >= 16 and cfg.block_size % 16 == 0), "block_size",
+         f"must be 0 (auto) or a multiple of 16 (the four poolings line up), got {_show(cfg.block_size)}")
+    need(cfg.block_margin >= 0 and cfg.block_margin % 16 == 0, "block_margin",
+         f"must be a multiple of 16 pixels, >= 0 (96 covers relu5_1's reach), got {_show(cfg.block_margin)}")
     need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", cfg.device)), "device",
          f"must be auto, cpu, cuda, cuda:N or mps, got {_show(cfg.device)}")
     return problems

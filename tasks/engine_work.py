@@ -18,7 +18,7 @@ from nst_engine import EngineConfig, ProgressEvent, StyleTargets, compute_style_
 from nst_engine.batching import stylize_batched
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tensor
-from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
+from nst_engine.optimize import MIN_SIDE, resolve_device, style_block_planner, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
 from tasks.interrupt import RunStopped, stop_reason
@@ -57,11 +57,14 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
         return False
     config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device,
                           style_statistic=job.statistic)
-    extractor, _ = extractor_for(config, resolve_device(device))
+    torch_device = resolve_device(device)
+    extractor, _ = extractor_for(config, torch_device)
     images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
     tensors = style_tensors(images, job.side, None, config)
+    # A print-size style image (size: 4096) runs in blocks when one pass does not fit: the same statistic.
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
-                                    meta={"style": job.style, "side": str(job.side)}, statistic=job.statistic)
+                                    meta={"style": job.style, "side": str(job.side)}, statistic=job.statistic,
+                                    blocks=style_block_planner(config, torch_device))
     cache.put(job.key, targets)
     return True
 
@@ -112,7 +115,8 @@ def _run_engine(ready: list[_Ready], output: Storage, cache: StyleCache, outcome
     config = ready[0].job.config
     device = resolve_device(config.device)
     extractor, weights = extractor_for(config, device)
-    targets = _BatchTargets(ready, cache, config, extractor, device, weights_identity(local_weights(config.weights)))
+    targets = _BatchTargets(ready, cache, config, extractor, device, weights_identity(local_weights(config.weights)),
+                            memory_budget)
     try:
         # Memory-sized batches; a batch that runs out of CUDA memory is split and retried, and a
         # pair that does not fit alone fails alone (nst_engine.batching).
@@ -141,9 +145,9 @@ class _BatchTargets:
     to each content or an entry was lost since planning."""
 
     def __init__(self, ready: list[_Ready], cache: StyleCache, config: EngineConfig, extractor: Any,
-                 device: torch.device, weights_id: str) -> None:
+                 device: torch.device, weights_id: str, memory_budget: int | None) -> None:
         self.ready, self.cache, self.config, self.extractor = ready, cache, config, extractor
-        self.device, self.weights_id = device, weights_id
+        self.device, self.weights_id, self.memory_budget = device, weights_id, memory_budget
         self.loaded: dict[str, StyleTargets] = {}
 
     def get(self, item: int, side: int) -> StyleTargets:
@@ -166,8 +170,10 @@ class _BatchTargets:
         if config.match_histogram:  # the style's colours matched to this content's
             reference = to_tensor(resize_max_side(pair.content, config.size, MIN_SIDE)).to(self.device)
         tensors = style_tensors(pair.styles, side, reference, config)
+        # A print-size style image runs in blocks when one pass does not fit: the same statistic.
         return compute_style_targets(self.extractor, tensors, config.style_layers, pair.job.style_blend,
-                                     statistic=config.style_statistic)
+                                     statistic=config.style_statistic,
+                                     blocks=style_block_planner(config, self.device, self.memory_budget))
 
 
 def _write_result(job: PairJob, item: Any, weights: Any, result: Any, output: Storage) -> PairOutcome:
