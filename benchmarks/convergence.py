@@ -14,6 +14,7 @@ is where the tolerance belongs.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def measure(size: int, iterations: int, photo: str, painting: str) -> None:
         diff = (frames[step] - final).abs().flatten() * 255
         mean, p99 = float(diff.mean()), float(diff.quantile(0.99))
         fall = _fall(losses, step)
-        print(f"| {step} | {mean:.2f} | {p99:.1f} | {fall} |")
+        print(f"| {step} | {mean:.2f} | {p99:.1f} | {fall} |", flush=True)
         if settled is None and mean < VISIBLE_MEAN and p99 < VISIBLE_P99:
             settled = step
     print(f"stops changing visibly at iteration {settled} (of {iterations})")
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=400)
     parser.add_argument("--pair", default="astronaut,starry_night")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file as it happens
     torch.set_num_threads(2)
     photo, painting = args.pair.split(",")
     for size in (int(s) for s in args.sizes.split(",")):

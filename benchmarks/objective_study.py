@@ -14,6 +14,7 @@ the photo", the eye says whether it is a good picture.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="candidate names separated by semicolons (default: all)")
     parser.add_argument("--out", type=Path, default=Path("out/objective-study"))
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file as it happens
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
     steps = tuple(int(n) for n in args.scale_iterations.split(","))
