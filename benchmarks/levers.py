@@ -54,9 +54,9 @@ def settings(iterations: int, coarse: int) -> dict[str, dict[str, object]]:
         "history 20": {"lbfgs_history": 20},
         "fixed step": {"line_search": "fixed"},
         "half-size start": half,
-        "half-size start, fixed step, history 20": {**half, "line_search": "fixed", "lbfgs_history": 20},
-        "half-size start, history 20": {**half, "lbfgs_history": 20},
-        "quarter+half-size start, history 20": {"scales": (0.25, 0.5, 1.0), "lbfgs_history": 20,
+        "half-size start + fixed step + history 20": {**half, "line_search": "fixed", "lbfgs_history": 20},
+        "half-size start + history 20": {**half, "lbfgs_history": 20},
+        "quarter+half-size start + history 20": {"scales": (0.25, 0.5, 1.0), "lbfgs_history": 20,
                                                 "scale_iterations": (coarse, coarse, cap)},
     }
 

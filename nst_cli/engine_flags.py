@@ -19,9 +19,9 @@ from nst_engine.config import EngineConfig
 DESCRIPTIONS = {
     "size": "output max side in pixels",
     "iterations": "iterations per scale (the cap when the engine stops at convergence)",
-    "scales": "coarse-to-fine fractions of --size, e.g. 0.25,0.5,1",
+    "scales": "coarse-to-fine fractions of --size, e.g. 0.25,0.5,1 (auto: nst_engine.config.auto_schedule)",
     "scale_iterations": "iterations at each scale, e.g. 300,100,50",
-    "learning_rate": "step size (None: 1 for L-BFGS, 0.02 for Adam)",
+    "learning_rate": "step size (auto: 1 for L-BFGS; Adam: nst_engine.config.ADAM_LR by input convention)",
     "content_weight": "alpha: weight of the content term",
     "style_weight": "beta: weight of the style term",
     "tv_weight": "weight of the total-variation term",

@@ -56,6 +56,21 @@ RANDOM_OBJECTIVE: dict[str, Any] = {
 # Trained weights on the normalised objective: one style weight that means the same for every style.
 BALANCED_STYLE_WEIGHT = 2.5
 
+# The schedule when `scales` is not given (issue 19, benchmarks/levers.py on the original VGG-19): MEASURED
+AUTO_SCALES: tuple[float, ...] = (0.5, 1.0)
+AUTO_SCALES_MIN_SIZE = 128  # below, the half-size image's conv5 maps are under 4x4 px
+AUTO_COARSE_ITERATIONS = 40  # MEASURED
+# Fields resolved from the others when left None ("auto"); replace() re-resolves them. An auto
+# schedule sets scale_iterations too, so the fingerprint (which reads both) covers what runs.
+AUTO_FIELDS = OBJECTIVE_FIELDS + ("scales",)
+
+# Adam's default step, by the weights' input convention. Pixels are [0, 1] in this engine whatever the
+# convention (the extractor converts), and Adam's step does not depend on the gradient's scale, so lr
+# is in pixel units: 0.04 = about 10 levels of 255 per step, research's figure for Caffe weights
+# (lr 10 in 0-255 units). caffe: MEASURED. torchvision: not measured (no trained torchvision
+# weights on the measuring machine), the earlier default kept.
+ADAM_LR = {"caffe": 0.04, "torchvision": 0.02}
+
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
 # not redone on a CPU worker.
@@ -68,11 +83,12 @@ class EngineConfig:
 
     size: int = 512  # output max side, pixels
     iterations: int = 500  # per scale, unless scale_iterations says otherwise
-    scales: tuple[float, ...] = (1.0,)  # coarse-to-fine fractions of `size`, ending at 1
+    # Coarse-to-fine fractions of `size`, ending at 1. None: auto_scales() (a half-size warm start).
+    scales: tuple[float, ...] | None = None
     scale_iterations: tuple[int, ...] | None = None  # iterations at each scale
     optimizer: str = "lbfgs"
     learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
-    lbfgs_history: int = 100
+    lbfgs_history: int = 20  # curvature pairs per image (issue 19: was 100; MEASURED)
     # wolfe: per-image strong-Wolfe line search | fixed: step 1, one evaluation per iteration. Wolfe is
     # the default: measured at 96 px, 100 iterations, it reached the shared final loss at 81 vs 100
     # iterations on the random-weights objective, 100 vs 95 on Gatys x 1e3 (README), and it never
@@ -108,7 +124,7 @@ class EngineConfig:
     seed: int = 0
     precision: str = "auto"  # see accel.py
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # Which objective fields were auto (set by __post_init__). Part of equality, so a config whose
+    # Which fields were auto (set by __post_init__). Part of equality, so a config whose
     # values came from "auto" is not mistaken for one the user wrote out (replace() differs).
     _auto: tuple[str, ...] = field(default=(), init=False, repr=False)
 
@@ -116,10 +132,7 @@ class EngineConfig:
         # Resolve "auto" objective fields now, so every reader sees concrete values and the
         # fingerprint covers what actually runs; remember which were auto so replace() re-resolves
         # them (e.g. a manifest's weights replaced by --fallback-weights random).
-        auto = tuple(name for name in OBJECTIVE_FIELDS if getattr(self, name) is None)
-        object.__setattr__(self, "_auto", auto)
-        for name, value in self.objective_defaults(auto).items():
-            object.__setattr__(self, name, value)
+        _resolve_auto(self)
         problems = _check_values(self)
         if problems:
             raise ConfigError(problems)
@@ -127,6 +140,7 @@ class EngineConfig:
     def objective_defaults(self, auto: tuple[str, ...]) -> dict[str, Any]:
         """Values for the auto objective fields: the random-weights objective when the weights are
         random and the user set none of the objective fields, else the Gatys objective."""
+        auto = tuple(name for name in auto if name in OBJECTIVE_FIELDS)
         if not auto:
             return {}
         if len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights)):
@@ -138,7 +152,7 @@ class EngineConfig:
 
     def objective_profile(self) -> str:
         """'random' when the auto objective fields took the random-weights objective, else 'gatys'."""
-        auto = getattr(self, "_auto", ())
+        auto = tuple(name for name in getattr(self, "_auto", ()) if name in OBJECTIVE_FIELDS)
         random = bool(auto) and len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights))
         return "random" if random else "gatys"
 
@@ -155,7 +169,11 @@ class EngineConfig:
     def lr(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 1.0 if self.optimizer == "lbfgs" else 0.02
+        if self.optimizer == "lbfgs":
+            return 1.0
+        from nst_engine.vgg import resolve_convention  # local: vgg imports torch, config stays light
+
+        return ADAM_LR[resolve_convention(str(self.weights), self.input_convention)]
 
     def replace(self, **changes: Any) -> "EngineConfig":
         """A copy with `changes`; fields that were auto stay auto (re-resolved for the new values)."""
@@ -237,11 +255,33 @@ def _unchecked_replace(base: EngineConfig, changes: dict[str, Any]) -> EngineCon
         if f.init:
             value = None if f.name in still_auto else changes.get(f.name, getattr(base, f.name))
             object.__setattr__(config, f.name, value)
-    auto = tuple(name for name in OBJECTIVE_FIELDS if getattr(config, name) is None)
+    _resolve_auto(config)
+    return config
+
+
+def _resolve_auto(config: EngineConfig) -> None:
+    """Fill the fields left None ("auto") with concrete values and note which they were."""
+    auto = tuple(name for name in AUTO_FIELDS if getattr(config, name) is None)
+    if "scales" in auto and config.scale_iterations is None:
+        auto += ("scale_iterations",)
     object.__setattr__(config, "_auto", auto)
     for name, value in config.objective_defaults(auto).items():
         object.__setattr__(config, name, value)
-    return config
+    if config.scales is None:
+        scales, counts = auto_schedule(config.size, config.iterations, config.scale_iterations)
+        object.__setattr__(config, "scales", scales)
+        object.__setattr__(config, "scale_iterations", counts)
+
+
+def auto_schedule(size: int, iterations: int,
+                  scale_iterations: tuple[int, ...] | None = None) -> tuple[tuple[float, ...], tuple[int, ...] | None]:
+    """(scales, scale_iterations) when the user gives no scales: from AUTO_SCALES_MIN_SIZE up, a
+    half-size warm start of at most AUTO_COARSE_ITERATIONS, then `iterations` at full size; one
+    scale below that size, or when the user gave scale_iterations (they count the scales the user
+    means, which were one before the schedule became automatic)."""
+    if scale_iterations is not None or size < AUTO_SCALES_MIN_SIZE:
+        return (1.0,), scale_iterations
+    return AUTO_SCALES, (min(iterations, AUTO_COARSE_ITERATIONS), iterations)
 
 
 def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
