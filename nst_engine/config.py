@@ -56,10 +56,15 @@ RANDOM_OBJECTIVE: dict[str, Any] = {
 # Trained weights on the normalised objective: one style weight that means the same for every style.
 BALANCED_STYLE_WEIGHT = 2.5
 
-# The schedule when `scales` is not given (issue 19, benchmarks/levers.py on the original VGG-19): MEASURED
+# The schedule when `scales` is not given (issue 19). Measured on the original VGG-19, default objective,
+# astronaut x starry_night at 128 px (benchmarks/levers.py): 40 iterations at half size, then full size,
+# reached 1.05x the one-scale run's best loss in 46 instead of 61 full-size-equivalent evaluations (0.75).
+# On pastiche's objective at 160 px (benchmarks/vs_pastiche.py) the same start spent 10 of the 22 that
+# reached pastiche's 80-step picture. A bounded coarse count, not "until the tolerance": an earlier
+# measurement's coarse scale ran its whole 150-iteration cap (README, engine vs baseline).
 AUTO_SCALES: tuple[float, ...] = (0.5, 1.0)
 AUTO_SCALES_MIN_SIZE = 128  # below, the half-size image's conv5 maps are under 4x4 px
-AUTO_COARSE_ITERATIONS = 40  # MEASURED
+AUTO_COARSE_ITERATIONS = 40
 # Fields resolved from the others when left None ("auto"); replace() re-resolves them. An auto
 # schedule sets scale_iterations too, so the fingerprint (which reads both) covers what runs.
 AUTO_FIELDS = OBJECTIVE_FIELDS + ("scales",)
@@ -67,8 +72,10 @@ AUTO_FIELDS = OBJECTIVE_FIELDS + ("scales",)
 # Adam's default step, by the weights' input convention. Pixels are [0, 1] in this engine whatever the
 # convention (the extractor converts), and Adam's step does not depend on the gradient's scale, so lr
 # is in pixel units: 0.04 = about 10 levels of 255 per step, research's figure for Caffe weights
-# (lr 10 in 0-255 units). caffe: MEASURED. torchvision: not measured (no trained torchvision
-# weights on the measuring machine), the earlier default kept.
+# (lr 10 in 0-255 units). caffe, measured (benchmarks/levers.py, 128 px, default objective, 30
+# evaluations): lr 0.04 ended at 1.75x L-BFGS's loss at as many evaluations, 0.02 at 2.50x; larger
+# rates not measured. torchvision: not measured (no trained torchvision weights on the measuring
+# machine), the earlier default kept.
 ADAM_LR = {"caffe": 0.04, "torchvision": 0.02}
 
 # Fields that do not change the pixels a run produces (or change them only through
@@ -88,15 +95,21 @@ class EngineConfig:
     scale_iterations: tuple[int, ...] | None = None  # iterations at each scale
     optimizer: str = "lbfgs"
     learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
-    lbfgs_history: int = 20  # curvature pairs per image (issue 19: was 100; MEASURED)
+    # Curvature pairs per image. Was 100: on the original VGG-19 at 128 px, 20 reached 1.05x the best
+    # loss in 62 evaluations vs 61 with 100 (benchmarks/levers.py), and holds a fifth of the memory
+    # (2 x history x 3HW floats per image: 126 MB instead of 629 MB at 512x512).
+    lbfgs_history: int = 20
     # wolfe: per-image strong-Wolfe line search | fixed: step 1, one evaluation per iteration. Wolfe is
     # the default: measured at 96 px, 100 iterations, it reached the shared final loss at 81 vs 100
     # iterations on the random-weights objective, 100 vs 95 on Gatys x 1e3 (README), and it never
-    # lets the loss rise.
+    # lets the loss rise. On the original VGG-19 (128 px, benchmarks/levers.py) fixed reached 1.05x
+    # the best loss in 57 evaluations vs 61: one pair, within noise, kept.
     line_search: str = "wolfe"
     # How pixels stay in [0, 1] inside the optimizer: project | sigmoid. Projected: written 8-bit
     # loss 4.48 vs 4.71 with sigmoid at equal evaluations (96 px, benchmarks/line_search.py --bounds).
     bounds: str = "project"
+    # Not changed by issue 19: in 60 iterations at 128 px on the original VGG-19 the loss never fell by
+    # less than 1e-2 over 10 iterations, so no tolerance up to that would have stopped it earlier.
     tolerance: float = 1e-3  # stop an image when its best loss fell by less than this (relative) ...
     tolerance_window: int = 20  # ... over this many iterations; 0 tolerance: always run `iterations`
     init: str = "content"  # content | noise | style | path to an image file
