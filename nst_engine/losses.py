@@ -27,9 +27,19 @@ def style_loss(features: Mapping[str, torch.Tensor], target_grams: Mapping[str, 
     the target's (mean squared Gram difference by default); with `norms` (from style_norms),
     each part of the comparison is divided by its target's mean square."""
     stat = get_statistic(statistic)
+    values = {name: stat.compute(features[name]) for name in target_grams}
+    return compare_statistics(values, target_grams, layer_weights, norms, statistic)
+
+
+def compare_statistics(values: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor],
+                       layer_weights: Mapping[str, float], norms: Mapping[str, torch.Tensor] | None = None,
+                       statistic: str = "gram") -> torch.Tensor:
+    """The style term from the images' statistics (packed, [B, R, C] per layer): what style_loss
+    does after computing them, and what block-wise evaluation does with statistics summed over blocks."""
+    stat = get_statistic(statistic)
     total: torch.Tensor | float = 0.0
-    for name, target in target_grams.items():
-        value = stat.compute(features[name])
+    for name, target in targets.items():
+        value = values[name]
         if norms:  # balanced: each part relative to its own target, averaged over the parts
             pieces = zip(stat.parts(value), stat.parts(target), norms[name].unbind(dim=1))
             term = sum(stat.compare(v, t) * n for v, t, n in pieces) / norms[name].shape[1]
@@ -71,4 +81,4 @@ def _mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).flatten(1).mean(dim=1)
 
 
-__all__ = ["gram_matrix", "content_loss", "style_loss", "style_norms", "target_norms", "total_variation"]
+__all__ = ["gram_matrix", "content_loss", "style_loss", "compare_statistics", "style_norms", "target_norms", "total_variation"]

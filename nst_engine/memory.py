@@ -11,6 +11,7 @@ measured on the CPU, and benchmarks/gpu_throughput.py prints it beside the GPU's
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from nst_engine.config import EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.vgg import LAYER_INDEX, LAYER_NAMES, expected_shapes
 
+log = logging.getLogger(__name__)
+
 FP32 = 4
 INDEX = 8  # max-pool indices are int64
 
@@ -31,6 +34,14 @@ INDEX = 8  # max-pool indices are int64
 # benchmarks/gpu_throughput.py compares the estimate with the measured peak on a GPU.
 CUDA_HEADROOM_FRACTION = 0.10
 CUDA_WORKSPACE_BYTES = 1 << 30
+
+# The L-BFGS history holds 2 x pairs x 3 x H x W floats: 100 pairs of a 4096 px square are 40 GB.
+# Pairs x pixels is capped at what 100 pairs cost at 1024 x 1024 (2.5 GB), so every size up to
+# that keeps lbfgs_history as set (results unchanged); larger images keep fewer, down to
+# MIN_LBFGS_HISTORY (10 reached the same loss as 100 at print sizes in the research the
+# blocks come from, issue 20).
+LBFGS_HISTORY_VALUES = 100 * 1024 * 1024
+MIN_LBFGS_HISTORY = 10
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ def estimate(height: int, width: int, config: EngineConfig, device: torch.device
     wanted = set(config.content_layers) | set(config.style_layers)
     pixels = 3 * height * width
     steps = config.iterations_per_scale()[-1]
-    pairs = min(config.lbfgs_history, max(steps - 1, 0))
+    pairs = min(lbfgs_history(config, height, width), max(steps - 1, 0))
     # flat_grad, prev_flat_grad, the direction d and q are alive while L-BFGS evaluates the loss.
     lbfgs = (2 * pairs + 4) * pixels * FP32 if config.optimizer == "lbfgs" else 2 * pixels * FP32  # Adam: m, v
     # x, x.grad, the content image, and the first x, which optimize() holds while a scale runs.
@@ -86,6 +97,56 @@ def estimate(height: int, width: int, config: EngineConfig, device: torch.device
         # profiler showed 9,437,184 bytes (512*512*3*3*4) allocated at the measured peak.
         shared += max(weights) * act
     return MemoryEstimate(activations, lbfgs, images, targets, shared)
+
+
+def lbfgs_history(config: EngineConfig, height: int, width: int) -> int:
+    """The curvature pairs L-BFGS keeps for an image of height x width: lbfgs_history, fewer at print sizes."""
+    fits = LBFGS_HISTORY_VALUES // (height * width)
+    return min(config.lbfgs_history, max(MIN_LBFGS_HISTORY, fits))
+
+
+def blocked_estimate(height: int, width: int, block: int, config: EngineConfig,
+                     device: torch.device | str = "cpu") -> MemoryEstimate:
+    """Peak bytes of one image evaluated in blocks of `block` px (nst_engine.blockwise): the
+    network's activations are one crop's (the block and its margins); the optimizer state, the
+    images and the targets stay whole, plus the gradient blocks add into."""
+    whole = estimate(height, width, config, device)
+    crop = estimate(min(height, block + 2 * config.block_margin), min(width, block + 2 * config.block_margin),
+                    config, device)
+    # Targets: the content layers' whole feature maps (blocked runs keep no others) and the style statistics.
+    shapes = layer_shapes(height, width, max(LAYER_INDEX[name] for name in (*config.content_layers, *config.style_layers)))
+    targets = (sum(_numel(shapes[name]) for name in config.content_layers)
+               + 2 * sum(shapes[name][0] ** 2 for name in config.style_layers)) * FP32
+    return MemoryEstimate(crop.activations + crop.images, whole.lbfgs, whole.images + 3 * height * width * FP32,
+                          targets, whole.shared)
+
+
+def plan_block(height: int, width: int, config: EngineConfig, device: torch.device | str,
+               budget: int | None = None, batch: int = 1) -> int:
+    """Block side for `batch` images of height x width: 0 when the whole image fits the free
+    memory (and `budget`), else the largest multiple of 16 whose blocked estimate fits.
+
+    When not even 16 px blocks fit (what is left is the whole-size state), 0 as well: the
+    engine tries the whole image, and a device that runs out says so (nst_engine.batching)."""
+    device = torch.device(device)
+    usable = _usable(device, budget)
+    if estimate(height, width, config, device).batch_bytes(batch) <= usable:
+        return 0
+    for block in range((max(height, width) - 1) // 16 * 16, 15, -16):
+        if blocked_estimate(height, width, block, config, device).batch_bytes(batch) <= usable:
+            return block
+    smallest = blocked_estimate(height, width, 16, config, device)
+    log.warning("%dx%d needs %.1f GiB even in 16 px blocks (L-BFGS history %.1f GiB), %.1f GiB usable: "
+                "trying the whole image", width, height, smallest.batch_bytes(batch) / 2**30,
+                smallest.lbfgs / 2**30, usable / 2**30)
+    return 0
+
+
+def _usable(device: torch.device, budget: int | None) -> int:
+    usable = available_bytes(device, budget)
+    if device.type == "cuda":
+        usable = int(usable * (1 - CUDA_HEADROOM_FRACTION)) - CUDA_WORKSPACE_BYTES
+    return usable
 
 
 def layer_shapes(height: int, width: int, last: int) -> dict[str, tuple[int, int, int]]:
@@ -174,10 +235,10 @@ def choose_batch_size(height: int, width: int, config: EngineConfig, device: tor
                       budget: int | None = None, limit: int | None = None) -> int:
     """The largest batch whose estimate fits the free memory (and `budget`), at least 1, at most `limit`."""
     device = torch.device(device)
-    usable = available_bytes(device, budget)
-    if device.type == "cuda":
-        usable = int(usable * (1 - CUDA_HEADROOM_FRACTION)) - CUDA_WORKSPACE_BYTES
+    usable = _usable(device, budget)
     found = estimate(height, width, config, device)
+    if config.block_size and config.block_size < max(height, width):  # blocks chosen by the user
+        found = blocked_estimate(height, width, config.block_size, config, device)
     batch = max(1, (usable - found.shared) // found.per_image)
     return batch if limit is None else max(1, min(batch, limit))
 

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nst_engine import accel, color, images
+from nst_engine import accel, blockwise, color, images, memory
+from nst_engine.blockwise import BlockedObjective, BlockPlan
 from nst_engine.config import INITS, EngineConfig
 from nst_engine.errors import EngineError
 from nst_engine.lbfgs import BatchAdam, BatchLBFGS
@@ -67,10 +68,12 @@ class ScaleRun:
     stop: str  # converged: tolerance met | cap: ran `iterations` | stalled: no step decreased the loss
     loss: float  # best total loss at this scale
     curvature_pairs: int = 0  # L-BFGS (s, y) pairs held at the end (0 for Adam)
+    blocks: BlockPlan | None = None  # the blocks each evaluation ran in; None: the whole image at once
 
     def to_dict(self) -> dict[str, object]:
         return {"size": [self.width, self.height], "iterations": self.iterations, "evaluations": self.evaluations,
-                "stop": self.stop, "loss": self.loss, "curvature_pairs": self.curvature_pairs}
+                "stop": self.stop, "loss": self.loss, "curvature_pairs": self.curvature_pairs,
+                "blocks": self.blocks.to_dict() if self.blocks else None}
 
 
 @dataclass(frozen=True)
@@ -113,18 +116,29 @@ def style_side(config: EngineConfig, scale: float) -> int:
     return max(MIN_SIDE, round(config.size * scale * config.style_scale))
 
 
+def block_plan(config: EngineConfig, height: int, width: int, batch: int, device: torch.device,
+               memory_budget: int | None = None) -> BlockPlan | None:
+    """The blocks an image of height x width is evaluated in (nst_engine.blockwise); None for the
+    whole image at once: block_size 0 and the whole image fits the memory, or one block covers it."""
+    size = config.block_size or memory.plan_block(height, width, config, device, memory_budget, batch)
+    if size == 0 or (size >= height and size >= width):
+        return None
+    return blockwise.plan_blocks(height, width, size, config.block_margin)
+
+
 def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: TargetsProvider,
              config: EngineConfig, *, init: torch.Tensor | None = None,
-             callback: ProgressCallback | None = None) -> StylizeResult:
+             callback: ProgressCallback | None = None, memory_budget: int | None = None) -> StylizeResult:
     """Stylize a batch: content [B, 3, H, W] in [0, 1] at the final size.
 
     Every item is optimized as its own problem (nst_engine.lbfgs); one forward/backward pass
     serves the items still running. `targets_for(item, side)` gives each item's style targets at
     each scale's style size, so a caller may serve them from a cache. `init` is the starting
-    image for init="style" or an image path.
+    image for init="style" or an image path. Each scale runs whole or in blocks (block_plan;
+    `memory_budget` caps the bytes it plans for, as --gpu-memory).
     """
     device = next(extractor.parameters()).device
-    accel.prepare(extractor, device, config.precision)  # issue 14: TF32 flags, cudnn.benchmark, channels_last
+    accel.prepare(extractor, device, config.precision)  # TF32 flags, cudnn.benchmark, channels_last
     content = content.to(device)
     batch, _, height, width = content.shape
     torch.manual_seed(config.seed)
@@ -143,10 +157,15 @@ def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: Targets
         side = style_side(config, scale)
         targets = stack_targets([targets_for(i, side) for i in range(batch)], config.style_layers, device,
                                 config.style_statistic)
-        with torch.no_grad():
-            features = extractor(content_s)
-        content_targets = {name: features[name].detach().float() for name in config.content_layers}
-        problem = _Problem(extractor, content_targets, targets, config)
+        plan = block_plan(config, shape[0], shape[1], batch, device, memory_budget)
+        if plan is None:
+            with torch.no_grad():
+                features = extractor(content_s)
+            content_targets = {name: features[name].detach().float() for name in config.content_layers}
+        else:
+            content_targets = blockwise.feature_maps(extractor, content_s, plan, config.content_layers,
+                                                     lambda: _autocast(device, config.precision))
+        problem = _Problem(extractor, content_targets, targets, config, plan)
         x, scale_runs = _run_scale(problem, x, steps, shape, index, len(counts), callback, start)
         for item, run in enumerate(scale_runs):
             runs[item].append(run)
@@ -182,8 +201,8 @@ class _Problem:
     """The objective at one scale for the whole batch; evaluates any subset of its items."""
 
     def __init__(self, extractor: VGGFeatures, content_targets: dict[str, torch.Tensor],
-                 style_targets: dict[str, torch.Tensor], config: EngineConfig) -> None:
-        self.extractor, self.config = extractor, config
+                 style_targets: dict[str, torch.Tensor], config: EngineConfig, plan: BlockPlan | None = None) -> None:
+        self.extractor, self.config, self.plan = extractor, config, plan
         self.content_targets, self.style_targets = content_targets, style_targets
         balanced = config.normalization == "target"
         # Balanced objective: each term divided by its own target's mean square, per image and
@@ -201,7 +220,18 @@ class _Problem:
             self._subset_key = key
         return self._subset
 
+    def blocked(self, items: torch.Tensor) -> BlockedObjective:
+        """The objective of `items`, evaluated in self.plan's blocks."""
+        assert self.plan is not None
+        content_t, style_t, content_n, style_n = self._select(items)
+        config, device = self.config, next(self.extractor.parameters()).device
+        return BlockedObjective(self.extractor, self.plan, content_t, style_t, content_n or None, style_n or None,
+                                config.layer_weights(), config.style_statistic, config.content_weight,
+                                config.style_weight, config.tv_weight, lambda: _autocast(device, config.precision))
+
     def terms(self, x: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.plan is not None:  # the loss alone, block by block: the whole image's would not fit
+            return self.blocked(items).loss_and_grad(x, grad=False)[0]
         content_t, style_t, content_n, style_n = self._select(items)
         config = self.config
         with _autocast(x.device, config.precision):
@@ -232,9 +262,14 @@ def _run_scale(problem: _Problem, x0: torch.Tensor, steps: int, shape: tuple[int
 
     def evaluate(items: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = rows.detach().reshape(len(items), *x0.shape[1:]).requires_grad_(True)
-        terms = problem.terms(to_pixels(z), items)
-        # Items are independent: the sum's gradient keeps each image's gradient its own.
-        terms["total"].sum().backward()
+        if problem.plan is None:
+            terms = problem.terms(to_pixels(z), items)
+            # Items are independent: the sum's gradient keeps each image's gradient its own.
+            terms["total"].sum().backward()
+        else:
+            pixels = to_pixels(z)
+            terms, grad = problem.blocked(items).loss_and_grad(pixels)
+            pixels.backward(grad)  # on through the sigmoid bound, if any, to z
         for name, value in terms.items():
             latest.setdefault(name, torch.zeros(batch, device=x0.device))[items] = value.detach().float()
         return terms["total"].detach().float(), z.grad.detach().reshape(len(items), -1)
@@ -260,7 +295,8 @@ def _run_scale(problem: _Problem, x0: torch.Tensor, steps: int, shape: tuple[int
             f0, g0 = evaluate(everyone, z0)
         record(everyone, z0, f0)
         best_history[:, 0] = best_f.double().cpu()
-        optimizer = BatchLBFGS(z0, f0, g0, history=max(1, min(config.lbfgs_history, steps)), lr=config.lr(),
+        history = memory.lbfgs_history(config, shape[0], shape[1])  # shrinks at print sizes
+        optimizer = BatchLBFGS(z0, f0, g0, history=max(1, min(history, steps)), lr=config.lr(),
                                line_search=config.line_search, bounds=None if sigmoid else (0.0, 1.0))
     else:
         optimizer = BatchAdam(z0, lr=config.lr(), bounds=None if sigmoid else (0.0, 1.0))
@@ -298,7 +334,7 @@ def _run_scale(problem: _Problem, x0: torch.Tensor, steps: int, shape: tuple[int
         x = to_pixels(best_z).reshape(x0.shape).clamp(0, 1)
     pairs = optimizer.pairs_held().tolist() if isinstance(optimizer, BatchLBFGS) else [0] * batch
     runs = [ScaleRun(shape[0], shape[1], int(iterations[i]), int(evaluations[i]), stops[i] or "cap",
-                     float(best_f[i]), int(pairs[i])) for i in range(batch)]
+                     float(best_f[i]), int(pairs[i]), problem.plan) for i in range(batch)]
     return x, runs
 
 
@@ -341,7 +377,7 @@ def _resize(batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
-    return accel.network_autocast(device, precision)  # issue 14: resolves "auto", none for fp32/tf32
+    return accel.network_autocast(device, precision)  # resolves "auto", none for fp32/tf32
 
 
 # ---- the whole job from PIL images ------------------------------------------------------
@@ -349,7 +385,7 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 def stylize(contents: Sequence[Image.Image], styles: Sequence[Sequence[Image.Image]], config: EngineConfig, *,
             callback: ProgressCallback | None = None, targets_for: TargetsProvider | None = None,
-            extractor: VGGFeatures | None = None) -> StylizeResult:
+            extractor: VGGFeatures | None = None, memory_budget: int | None = None) -> StylizeResult:
     """Stylize B content images, each with its own style image(s), in one batched optimization.
 
     Contents are resized to `config.size` (max side) and must then share one shape. Without
@@ -376,7 +412,8 @@ def stylize(contents: Sequence[Image.Image], styles: Sequence[Sequence[Image.Ima
     elif config.init not in INITS:  # an image file (jcjohnson's -init_image), stretched to the content
         start = images.load_image(config.init)
         init = _style_tensor(start, content[:1], config.replace(match_histogram=False), exact=True).expand_as(content)
-    result = optimize(extractor, content, targets_for, config, init=init, callback=callback)
+    result = optimize(extractor, content, targets_for, config, init=init, callback=callback,
+                      memory_budget=memory_budget)
     return replace(result, weights=info)
 
 
@@ -399,6 +436,12 @@ def _style_tensor(image: Image.Image, content: torch.Tensor | None, config: Engi
     return tensor
 
 
+def style_block_planner(config: EngineConfig, device: torch.device,
+                        memory_budget: int | None = None) -> Callable[[int, int], BlockPlan | None]:
+    """How compute_style_targets cuts a style image of (height, width): as block_plan does an output."""
+    return lambda height, width: block_plan(config, height, width, 1, device, memory_budget)
+
+
 def _targets_from_images(extractor: VGGFeatures, styles: Sequence[Sequence[Image.Image]], content: torch.Tensor,
                          config: EngineConfig) -> TargetsProvider:
     memo: dict[tuple[int, int], StyleTargets] = {}
@@ -407,7 +450,8 @@ def _targets_from_images(extractor: VGGFeatures, styles: Sequence[Sequence[Image
         if (item, side) not in memo:
             tensors = style_tensors(styles[item], side, content[item:item + 1], config)
             memo[(item, side)] = compute_style_targets(extractor, tensors, config.style_layers, config.style_blend,
-                                                       statistic=config.style_statistic)
+                                                       statistic=config.style_statistic,
+                                                       blocks=style_block_planner(config, content.device))
         return memo[(item, side)]
 
     return provide

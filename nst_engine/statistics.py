@@ -17,7 +17,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] -> [B, C, C], normalised by C*H*W so it barely depends on image size."""
     b, c, h, w = features.shape
     # fp32 even inside autocast, which would run bmm in bf16/fp16: sums of H*W products need
-    # fp32's mantissa, and the style loss compares these to fp32 targets (issue 14).
+    # fp32's mantissa, and the style loss compares these to fp32 targets.
     with torch.autocast(features.device.type, enabled=False):
         flat = features.float().reshape(b, c, h * w)
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
@@ -38,6 +38,19 @@ def mean_covariance(features: torch.Tensor) -> torch.Tensor:
         return torch.cat([mean.transpose(1, 2), covariance], dim=1)
 
 
+def gram_from_moments(second: torch.Tensor, first: torch.Tensor, count: int) -> torch.Tensor:
+    """The Gram from sums over `count` positions: second = sum F F^T [B, C, C], first = sum F [B, C]."""
+    channels = second.shape[-1]
+    return second / (channels * count)
+
+
+def mean_covariance_from_moments(second: torch.Tensor, first: torch.Tensor, count: int) -> torch.Tensor:
+    """mean_covariance from sums over `count` positions: cov = E[F F^T] - mean mean^T."""
+    mean = first / count
+    covariance = second / count - mean[:, :, None] * mean[:, None, :]
+    return torch.cat([mean[:, None, :], covariance], dim=1)
+
+
 def squared_difference(statistic: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image mean squared difference of two packed statistics [B, R, C] -> [B]."""
     return (statistic - target).pow(2).flatten(1).mean(dim=1)
@@ -54,18 +67,21 @@ def mean_and_covariance(packed: torch.Tensor) -> tuple[torch.Tensor, ...]:
 @dataclass(frozen=True)
 class Statistic:
     """`compute` features -> packed statistic; `compare` (statistic, target) -> [B];
-    `parts` splits a packed statistic into the pieces the balanced objective normalises
+    `from_moments` (sum F F^T [B, C, C], sum F [B, C], positions) -> the same packed statistic,
+    so a statistic summed block by block (nst_engine.blockwise) is the whole image's; `parts` splits a packed statistic into the pieces the balanced objective normalises
     separately (a mean scales with the features, a covariance with their square)."""
 
     name: str
     compute: Callable[[torch.Tensor], torch.Tensor]
     compare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    from_moments: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
     parts: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = whole
 
 
 STATISTICS: dict[str, Statistic] = {
-    "gram": Statistic("gram", gram, squared_difference),
-    "mean_covariance": Statistic("mean_covariance", mean_covariance, squared_difference, mean_and_covariance),
+    "gram": Statistic("gram", gram, squared_difference, gram_from_moments),
+    "mean_covariance": Statistic("mean_covariance", mean_covariance, squared_difference,
+                                 mean_covariance_from_moments, mean_and_covariance),
 }
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
+from nst_engine import blockwise
+from nst_engine.blockwise import BlockPlan
 from nst_engine.errors import EngineError
 from nst_engine.files import write_atomic
 from nst_engine.statistics import get_statistic
@@ -69,9 +71,13 @@ class StyleTargets:
 @torch.no_grad()
 def compute_style_targets(extractor: VGGFeatures, images: Sequence[torch.Tensor], layers: Sequence[str],
                           blend: Sequence[float] | None = None, meta: dict[str, str] | None = None,
-                          statistic: str = "gram") -> StyleTargets:
+                          statistic: str = "gram",
+                          blocks: Callable[[int, int], BlockPlan | None] | None = None) -> StyleTargets:
     """The statistic (Gram matrices by default) of one or several style images ([1, 3, H, W]
     each, any sizes), blended: the weighted mean of the images' statistics (weights sum to 1).
+
+    `blocks(height, width)` gives the blocks a style image too large for one pass runs in (the
+    statistic is the same, summed block by block); None or no plan: the whole image at once.
     """
     stat = get_statistic(statistic)
     if not images:
@@ -85,9 +91,15 @@ def compute_style_targets(extractor: VGGFeatures, images: Sequence[torch.Tensor]
     device = next(extractor.parameters()).device
     grams: dict[str, torch.Tensor] = {}
     for image, weight in zip(images, weights):
-        features = extractor(image.to(device))
+        image = image.to(device)
+        plan = blocks(image.shape[-2], image.shape[-1]) if blocks else None
+        if plan is None:
+            features = extractor(image)
+            values = {name: stat.compute(features[name].float()) for name in layers}
+        else:
+            values = blockwise.style_statistics(extractor, image, plan, layers, statistic)
         for name in layers:
-            value = stat.compute(features[name].float())[0] * (weight / total)
+            value = values[name][0] * (weight / total)
             grams[name] = grams[name] + value if name in grams else value
     return StyleTargets(grams, dict(meta or {}), statistic)
 

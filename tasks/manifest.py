@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
+from tasks.layout import pair_label
 from tasks.manifest_yaml import YamlError, read_yaml
 
 from tasks.stores import (BACKENDS, GLOB_CHARS, ObjectInfo, StorageError, glob_objects, join, object_stem,
@@ -630,7 +631,7 @@ class _Checker:
                 continue
             key = (item["content"], item["style"])
             if key in seen:
-                self.fail(path, f"duplicate pair {key[0]} x {key[1]} (also pairs[{seen[key]}]); list each once")
+                self.fail(path, f"duplicate pair {pair_label(*key)} (also pairs[{seen[key]}]); list each once")
                 continue
             seen[key] = index
             specs.append(PairSpec(key[0], key[1], config))
