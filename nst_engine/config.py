@@ -73,10 +73,10 @@ STYLE_STATISTICS = ("gram", "mean_covariance")  # the keys of nst_engine.statist
 FIELD_HELP: dict[str, str] = {
     "size": "max side of the output image in pixels",
     "iterations": "optimizer iterations per scale (a cap: an image stops early at convergence, see --tolerance)",
-    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1; auto: a half-size warm start "
-              "(nst_engine.config.auto_schedule)",
-    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale, "
-                        "the automatic schedule's half-size start capped (nst_engine.config.auto_schedule)",
+    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1; auto: "
+              "nst_engine.config.auto_schedule",
+    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale "
+                        "(an automatic schedule's: nst_engine.config.auto_schedule)",
     "optimizer": "lbfgs: quasi-Newton, few iterations to a low loss; adam: first-order, steadier on big images",
     "learning_rate": "optimizer step size; auto: 1 for L-BFGS, Adam's by input convention (nst_engine.config.ADAM_LR)",
     "lbfgs_history": "L-BFGS memory: how many past steps shape each search direction",
@@ -163,7 +163,7 @@ class EngineConfig:
 
     size: int = 512  # output max side, pixels
     iterations: int = 500  # per scale, unless scale_iterations says otherwise
-    # Coarse-to-fine fractions of `size`, ending at 1. None: auto_schedule() (a half-size warm start).
+    # Coarse-to-fine fractions of `size`, ending at 1. None: auto_schedule() (one scale for now).
     scales: tuple[float, ...] | None = None
     scale_iterations: tuple[int, ...] | None = None  # iterations at each scale
     optimizer: str = "lbfgs"
