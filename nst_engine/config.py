@@ -181,7 +181,7 @@ class EngineConfig:
     # How pixels stay in [0, 1] inside the optimizer: project | sigmoid. Projected: written 8-bit
     # loss 4.48 vs 4.71 with sigmoid at equal evaluations (96 px, benchmarks/line_search.py --bounds).
     bounds: str = "project"
-    # Not changed by issue 19: in 60 iterations at 128 px on the original VGG-19 the loss never fell by
+    # Not changed when the other optimizer defaults were measured: in 60 iterations at 128 px on the original VGG-19 the loss never fell by
     # less than 1e-2 over 10 iterations, so no tolerance up to that would have stopped it earlier.
     tolerance: float = 1e-3  # stop an image when its best loss fell by less than this (relative) ...
     tolerance_window: int = 20  # ... over this many iterations; 0 tolerance: always run `iterations`
