@@ -73,10 +73,12 @@ STYLE_STATISTICS = ("gram", "mean_covariance")  # the keys of nst_engine.statist
 FIELD_HELP: dict[str, str] = {
     "size": "max side of the output image in pixels",
     "iterations": "optimizer iterations per scale (a cap: an image stops early at convergence, see --tolerance)",
-    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1",
-    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale",
+    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1; auto: "
+              "nst_engine.config.auto_schedule",
+    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale "
+                        "(an automatic schedule's: nst_engine.config.auto_schedule)",
     "optimizer": "lbfgs: quasi-Newton, few iterations to a low loss; adam: first-order, steadier on big images",
-    "learning_rate": "optimizer step size; auto: 1 for L-BFGS, 0.02 for Adam",
+    "learning_rate": "optimizer step size; auto: 1 for L-BFGS, Adam's by input convention (nst_engine.config.ADAM_LR)",
     "lbfgs_history": "L-BFGS memory: how many past steps shape each search direction",
     "line_search": "L-BFGS step length: wolfe searches per image (never lets the loss rise); "
                    "fixed takes step 1, one evaluation per iteration",
@@ -123,6 +125,29 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "input_convention": INPUT_CONVENTIONS,
 }
 
+# The schedule when `scales` is not given. A half-size warm start (40 iterations at half size, then full
+# size) reached 1.05x a one-scale run's best loss in 0.75 of the full-size-equivalent evaluations on the
+# previous default objective (Gatys, style weight 1e6; 128 px), but on the current default objective
+# (normalised, style weight 1) it took MORE: 1.12x at 128 px, 1.16x at 192 px (benchmarks/levers.py,
+# original VGG-19, astronaut x starry_night). So it is off: the automatic schedule is one scale until a
+# measurement on the default objective says otherwise (try fewer coarse iterations, larger sizes).
+AUTO_COARSE_TO_FINE = False
+AUTO_SCALES: tuple[float, ...] = (0.5, 1.0)
+AUTO_SCALES_MIN_SIZE = 128  # below, the half-size image's conv5 maps are under 4x4 px
+AUTO_COARSE_ITERATIONS = 40
+# Fields resolved from the others when left None ("auto"); replace() re-resolves them. An auto
+# schedule sets scale_iterations too, so the fingerprint (which reads both) covers what runs.
+AUTO_FIELDS = OBJECTIVE_FIELDS + ("scales",)
+
+# Adam's default step, by the weights' input convention. Pixels are [0, 1] in this engine whatever the
+# convention (the extractor converts), and Adam's step does not depend on the gradient's scale, so lr
+# is in pixel units: 0.04 = about 10 levels of 255 per step, research's figure for Caffe weights
+# (lr 10 in 0-255 units). caffe, measured (benchmarks/levers.py, 128 px, default objective, 30
+# evaluations): lr 0.04 ended at 1.75x L-BFGS's loss at as many evaluations, 0.02 at 2.50x; larger
+# rates not measured. torchvision: not measured (no trained torchvision weights on the measuring
+# machine), the earlier default kept.
+ADAM_LR = {"caffe": 0.04, "torchvision": 0.02}
+
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
 # not redone on a CPU worker.
@@ -138,19 +163,26 @@ class EngineConfig:
 
     size: int = 512  # output max side, pixels
     iterations: int = 500  # per scale, unless scale_iterations says otherwise
-    scales: tuple[float, ...] = (1.0,)  # coarse-to-fine fractions of `size`, ending at 1
+    # Coarse-to-fine fractions of `size`, ending at 1. None: auto_schedule() (one scale for now).
+    scales: tuple[float, ...] | None = None
     scale_iterations: tuple[int, ...] | None = None  # iterations at each scale
     optimizer: str = "lbfgs"
-    learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
-    lbfgs_history: int = 100
+    learning_rate: float | None = None  # None: 1.0 for L-BFGS, ADAM_LR by input convention for Adam
+    # Curvature pairs per image. Was 100: on the original VGG-19 at 128 px, 20 reached 1.05x the best
+    # loss in 62 evaluations vs 61 with 100 (benchmarks/levers.py), and holds a fifth of the memory
+    # (2 x history x 3HW floats per image: 126 MB instead of 629 MB at 512x512).
+    lbfgs_history: int = 20
     # wolfe: per-image strong-Wolfe line search | fixed: step 1, one evaluation per iteration. Wolfe is
     # the default: measured at 96 px, 100 iterations, it reached the shared final loss at 81 vs 100
     # iterations on the random-weights objective, 100 vs 95 on Gatys x 1e3 (README), and it never
-    # lets the loss rise.
+    # lets the loss rise. On the original VGG-19 (128 px, benchmarks/levers.py) fixed reached 1.05x
+    # the best loss in 57 evaluations vs 61: one pair, within noise, kept.
     line_search: str = "wolfe"
     # How pixels stay in [0, 1] inside the optimizer: project | sigmoid. Projected: written 8-bit
     # loss 4.48 vs 4.71 with sigmoid at equal evaluations (96 px, benchmarks/line_search.py --bounds).
     bounds: str = "project"
+    # Not changed when the other optimizer defaults were measured: in 60 iterations at 128 px on the original VGG-19 the loss never fell by
+    # less than 1e-2 over 10 iterations, so no tolerance up to that would have stopped it earlier.
     tolerance: float = 1e-3  # stop an image when its best loss fell by less than this (relative) ...
     tolerance_window: int = 20  # ... over this many iterations; 0 tolerance: always run `iterations`
     init: str = "content"  # content | noise | style | path to an image file
@@ -185,7 +217,7 @@ class EngineConfig:
     # Pixels of context around each block (a multiple of 16). 80 covers relu5_1's receptive field
     # (156 px: +-78), so the blocked loss and gradient equal the whole image's up to float noise.
     block_margin: int = 96
-    # Which objective fields were auto (set by __post_init__). Part of equality, so a config whose
+    # Which fields were auto (set by __post_init__). Part of equality, so a config whose
     # values came from "auto" is not mistaken for one the user wrote out (replace() differs).
     _auto: tuple[str, ...] = field(default=(), init=False, repr=False)
 
@@ -193,10 +225,7 @@ class EngineConfig:
         # Resolve "auto" objective fields now, so every reader sees concrete values and the
         # fingerprint covers what actually runs; remember which were auto so replace() re-resolves
         # them (e.g. a manifest's weights replaced by --fallback-weights random).
-        auto = tuple(name for name in OBJECTIVE_FIELDS if getattr(self, name) is None)
-        object.__setattr__(self, "_auto", auto)
-        for name, value in self.objective_defaults(auto).items():
-            object.__setattr__(self, name, value)
+        _resolve_auto(self)
         problems = _check_values(self)
         if problems:
             raise ConfigError(problems)
@@ -204,6 +233,7 @@ class EngineConfig:
     def objective_defaults(self, auto: tuple[str, ...]) -> dict[str, Any]:
         """Values for the auto objective fields: the random-weights objective when the weights are
         random and the user set none of the objective fields, else the Gatys objective."""
+        auto = tuple(name for name in auto if name in OBJECTIVE_FIELDS)
         if not auto:
             return {}
         if len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights)):
@@ -216,7 +246,7 @@ class EngineConfig:
 
     def objective_profile(self) -> str:
         """'random' when the auto objective fields took the random-weights objective, else 'gatys'."""
-        auto = getattr(self, "_auto", ())
+        auto = tuple(name for name in getattr(self, "_auto", ()) if name in OBJECTIVE_FIELDS)
         random = bool(auto) and len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights))
         return "random" if random else "gatys"
 
@@ -233,7 +263,9 @@ class EngineConfig:
     def lr(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return 1.0 if self.optimizer == "lbfgs" else 0.02
+        if self.optimizer == "lbfgs":
+            return 1.0
+        return ADAM_LR[resolve_convention(str(self.weights), self.input_convention)]
 
     def replace(self, **changes: Any) -> "EngineConfig":
         """A copy with `changes`; fields that were auto stay auto (re-resolved for the new values)."""
@@ -322,11 +354,33 @@ def _unchecked_replace(base: EngineConfig, changes: dict[str, Any]) -> EngineCon
         if f.init:
             value = None if f.name in still_auto else changes.get(f.name, getattr(base, f.name))
             object.__setattr__(config, f.name, value)
-    auto = tuple(name for name in OBJECTIVE_FIELDS if getattr(config, name) is None)
+    _resolve_auto(config)
+    return config
+
+
+def _resolve_auto(config: EngineConfig) -> None:
+    """Fill the fields left None ("auto") with concrete values and note which they were."""
+    auto = tuple(name for name in AUTO_FIELDS if getattr(config, name) is None)
+    if "scales" in auto and config.scale_iterations is None:
+        auto += ("scale_iterations",)
     object.__setattr__(config, "_auto", auto)
     for name, value in config.objective_defaults(auto).items():
         object.__setattr__(config, name, value)
-    return config
+    if config.scales is None:
+        scales, counts = auto_schedule(config.size, config.iterations, config.scale_iterations)
+        object.__setattr__(config, "scales", scales)
+        object.__setattr__(config, "scale_iterations", counts)
+
+
+def auto_schedule(size: int, iterations: int,
+                  scale_iterations: tuple[int, ...] | None = None) -> tuple[tuple[float, ...], tuple[int, ...] | None]:
+    """(scales, scale_iterations) when the user gives no scales: from AUTO_SCALES_MIN_SIZE up, a
+    half-size warm start of at most AUTO_COARSE_ITERATIONS, then `iterations` at full size; one
+    scale below that size, or when the user gave scale_iterations (they count the scales the user
+    means, which were one before the schedule became automatic)."""
+    if not AUTO_COARSE_TO_FINE or scale_iterations is not None or size < AUTO_SCALES_MIN_SIZE:
+        return (1.0,), scale_iterations
+    return AUTO_SCALES, (min(iterations, AUTO_COARSE_ITERATIONS), iterations)
 
 
 def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ def test_the_estimate_grows_with_pixels_history_and_batch() -> None:
     small, large = estimate(256, 256, config), estimate(512, 512, config)
     assert 3.5 < large.per_image / small.per_image < 4.5  # per-image terms scale with the pixels
     short = estimate(512, 512, config.replace(iterations=10))
-    assert short.lbfgs < large.lbfgs  # 9 curvature pairs, not 100
+    assert short.lbfgs < large.lbfgs  # 9 curvature pairs, not the history (20)
     assert large.batch_bytes(4) - large.batch_bytes(3) == large.per_image
 
 
