@@ -18,7 +18,9 @@ from nst_engine.errors import ConfigError
 from nst_engine.weight_sources import CONVENTIONS, resolve_convention
 
 # 2: per-image L-BFGS, pixels bounded inside the optimizer, convergence stop, objective profiles.
-ENGINE_VERSION = "2"
+# 3: embedded ICC profiles honoured when decoding (a tagged image's pixels change), so cached style
+#    statistics and results made before are recomputed, not served.
+ENGINE_VERSION = "3"
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYERS = ("relu4_2",)
