@@ -212,6 +212,15 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+def _shape(value: Any) -> str:
+    """What a value is, without quoting any of it (for documents that may not be manifests)."""
+    if isinstance(value, str):
+        return f"text of {len(value)} characters"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
 def _show(value: Any) -> str:
     """repr() of a value as written in the manifest, cut to a short excerpt."""
     return _EXCERPT.repr(value)
@@ -258,7 +267,14 @@ class _Checker:
             self.fail("(top level)", "the manifest is empty; start with `version: 1` and `name: ...`")
             return None
         if not isinstance(data, dict):
-            self.fail("(top level)", f"expected a mapping with keys {', '.join(TOP_KEYS)}; got {_kind(data)}")
+            # Not quoted: a flow started through the API may be pointed at any file (/etc/passwd),
+            # and this message reaches its state and logs.
+            self.fail("(top level)", f"expected a mapping with keys {', '.join(TOP_KEYS)}; got {_shape(data)}: "
+                                     "is this an nst manifest?")
+            return None
+        if not any(key in TOP_KEYS for key in data):  # not a manifest at all: say so, quote nothing
+            self.fail("(top level)", f"is not an nst manifest: none of its {len(data)} keys is one of "
+                                     f"{', '.join(TOP_KEYS)}; start with `version: {MANIFEST_VERSION}`")
             return None
         for key in data:
             if key not in TOP_KEYS:
@@ -421,16 +437,21 @@ class _Checker:
             self.fail(field, "is empty; list at least one image")
             return (), declared
         refs: list[ImageRef] = []
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str]] = {}  # casefolded id -> (where first, as written)
         for index, item in enumerate(value):
             path = f"{field}[{index}]"
             for ident, ref, where in self.image(item, path, keys):
                 declared.add(ident)
-                if ident in seen:
-                    self.fail(f"{path}.id", f"duplicate id {_show(ident)}{where} (also at {seen[ident]}); "
-                                            f"ids must be unique within {field}")
+                # Ids name result files: 'Louvre' and 'louvre' are one file on a case-insensitive
+                # disk (macOS, Windows) or a bucket synced to one, so they count as the same id.
+                folded = ident.casefold()
+                if folded in seen:
+                    first, written = seen[folded]
+                    case = "" if written == ident else f" ({_show(written)} differs only in case: both name one file)"
+                    self.fail(f"{path}.id", f"duplicate id {_show(ident)}{where} (also at {first}){case}; "
+                                            f"ids must be unique within {field}, ignoring case")
                     continue
-                seen[ident] = path
+                seen[folded] = (path, ident)
                 if ref is not None:
                     refs.append(ref)
         return tuple(refs), declared

@@ -1,0 +1,54 @@
+"""Issue 22, manifests: a scalar document, a system file named as a manifest, ids that differ
+only in case, and object keys with '..' parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.manifest import ManifestError, load_manifest, parse_manifest
+
+
+def _messages(text: str, base_dir: Path) -> list[str]:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text, base_dir=base_dir, source="m.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_a_scalar_document_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    assert _messages("hello\n", tmp_path) == [
+        "(top level): expected a mapping with keys version, name, output, cache, contents, styles, pairs, engine; "
+        "got text of 5 characters: is this an nst manifest?"]
+
+
+def test_a_file_that_is_no_manifest_is_never_quoted(tmp_path: Path) -> None:
+    passwd = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+    hosts = "secret_token: s3cr3t-value\nother_secret: hunter2\n"
+    for text in (passwd, hosts):
+        shown = " ".join(_messages(text, tmp_path))
+        assert "root" not in shown and "s3cr3t" not in shown and "secret_token" not in shown
+    assert _messages(hosts, tmp_path) == ["(top level): is not an nst manifest: none of its 2 keys is one of version, "
+                                          "name, output, cache, contents, styles, pairs, engine; start with `version: 1`"]
+
+
+def test_system_file_through_load_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as info:
+        load_manifest("/etc/passwd")
+    assert "root" not in str(info.value).replace("/etc/passwd", "")
+
+
+def test_ids_differing_only_in_case_are_duplicates(tmp_path: Path) -> None:
+    for name in ("Louvre.png", "louvre.jpg", "s.png"):
+        (tmp_path / name).write_bytes(b"x")
+    messages = _messages("version: 1\nname: x\ncontents: [Louvre.png, louvre.jpg]\nstyles: [s.png]\n", tmp_path)
+    assert len(messages) == 1 and messages[0].startswith("contents[1].id: duplicate id 'louvre'")
+    assert "'Louvre' differs only in case" in messages[0]
+
+
+def test_object_keys_with_dot_dot_are_refused_at_validation(tmp_path: Path) -> None:
+    messages = _messages("version: 1\nname: x\ncontents: ['s3://b/dir/../x.png']\nstyles: [s3://b/s.png]\n"
+                         "output: s3://b/out/./run\n", tmp_path)
+    assert any(m.startswith("contents[0]: 's3://b/dir/../x.png' has a '.' or '..' part in its key")
+               and "s3://b/x.png" in m for m in messages)
+    assert any(m.startswith("output: 's3://b/out/./run' has a '.' or '..' part") for m in messages)
