@@ -20,10 +20,11 @@ from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tenso
 from nst_engine.optimize import MIN_SIDE, resolve_device, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
+from tasks.integrity import check_weights, read_checked
 from tasks.interrupt import RunStopped, stop_reason
 from tasks.layout import DONE, FAILED, PairOutcome
 from tasks.plan import PairJob, StyleJob, check_working_sizes
-from tasks.stores import Storage, StorageError, read_uri
+from tasks.stores import Storage, StorageError
 from tasks.style_cache import StyleCache, style_key
 from tasks.weights import local_weights
 
@@ -55,8 +56,12 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
         return False
     config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device,
                           style_statistic=job.statistic)
+    # The entry is stored under a key made of what planning hashed: only those bytes may fill it.
+    check_weights(job.weights, job.weights_id)
     extractor, _ = extractor_for(config, resolve_device(device))
-    images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
+    check_weights(job.weights, job.weights_id)  # and not swapped while the extractor loaded
+    shas: Sequence[str | None] = job.sha256s or [None] * len(job.uris)
+    images = [load_image(read_checked(uri, sha), name=uri) for uri, sha in zip(job.uris, shas)]
     tensors = style_tensors(images, job.side, None, config)
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
                                     meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic)
@@ -80,8 +85,10 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
         raise BatchFailed([job.failed(f"not started: {stopped}; rerun to finish it") for job in jobs])
     for job in jobs:
         try:
-            content = load_image(read_uri(job.content_uri), name=job.content_uri)
-            styles = [load_image(read_uri(uri), name=uri) for uri in job.style_uris]
+            planned = job.inputs.get("style", {}).get("sha256") or [None] * len(job.style_uris)  # type: ignore[attr-defined]
+            content = load_image(read_checked(job.content_uri, job.inputs.get("content", {}).get("sha256")),  # type: ignore[attr-defined]
+                                 name=job.content_uri)
+            styles = [load_image(read_checked(uri, sha), name=uri) for uri, sha in zip(job.style_uris, planned)]
             check_working_sizes(job.config, (job.content_uri, content.size),  # a file changed since planning
                                 [(uri, image.size) for uri, image in zip(job.style_uris, styles)])
             ready.append((job, content, styles))
@@ -100,7 +107,14 @@ def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, ca
                 memory_budget: int | None) -> None:
     config = ready[0][0].config
     device = resolve_device(config.device)
-    extractor, weights = extractor_for(config, device)
+    try:  # results are recorded under fingerprints made of the planned weights: only those may make them
+        check_weights(config.weights, ready[0][0].weights_id)
+        extractor, weights = extractor_for(config, device)
+        check_weights(config.weights, ready[0][0].weights_id)
+    except StorageError as exc:
+        for job, _, _ in ready:
+            outcomes[job.name] = job.failed(str(exc))
+        return
     weights_id = weights_identity(local_weights(config.weights))
     loaded: dict[str, StyleTargets] = {}
 

@@ -52,6 +52,9 @@ class StyleJob:
     pooling: str
     weights: str
     statistic: str = "gram"  # the style statistic (nst_engine.statistics)
+    # What planning hashed (the key is made of them): the task checks what it reads against them.
+    sha256s: tuple[str, ...] = ()  # one per uri
+    weights_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class PairJob:
     fingerprint: str
     style_keys: tuple[str, ...]  # one per scale; empty when colours are matched per content
     inputs: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    weights_id: str = ""  # the weights' identity as planned (checked again before the engine runs)
 
     @property
     def name(self) -> str:
@@ -285,13 +289,13 @@ def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: d
             side = style_side(config, scale)
             key = style_key(config, style_shas, blend, side, weights_id)
             jobs.append(StyleJob(key, style.id, style.uris, blend, side, config.style_layers, config.pooling,
-                                 config.weights, config.style_statistic))
+                                 config.weights, config.style_statistic, tuple(style_shas), weights_id))
     inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256,
                           **_identity(content_info)},
               "style": {"id": style.id, "uris": list(style.uris), "sha256": style_shas, "blend": list(blend),
                         "identities": [_identity(infos[u]) for u in style.uris]}}
     job = PairJob(content.id, style.id, content.uris[0], style.uris, blend, config, fingerprint,
-                  tuple(j.key for j in jobs), inputs)
+                  tuple(j.key for j in jobs), inputs, weights_id)
     return job, jobs
 
 
