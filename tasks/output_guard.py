@@ -93,13 +93,26 @@ def claim_output(storage: Storage) -> None:
         storage.write(OUTPUT_MARKER, (json.dumps(MARKER_CONTENT) + "\n").encode(), content_type="application/json")
 
 
-def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], *, overwrite: bool = False) -> None:
+def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], *, overwrite: bool = False,
+                         snapshots: Sequence[Path] = ()) -> None:
     """For `nst stylize`: refuse, before any work, an image format that cannot be written, an
     output that is one of the inputs, and replacing a file the command did not make.
 
     `provenance` is the JSON written beside `image`. Files it made itself (an image with this
     pipeline's provenance beside it) may be replaced; any other existing file only with `overwrite`.
+    `snapshots`: every file `--save-every` may write; never an input, and an existing one only
+    when the provenance beside `image` lists it as made by nst stylize (or with `overwrite`).
     """
+    made_snapshots = _snapshots_made(image, provenance)
+    for snapshot in snapshots:
+        for source in inputs:
+            if _same_file(snapshot, source):
+                raise OutputRefusedError(f"--save-every would write {snapshot}, which is an input ({source}): "
+                                         "give another output name, or another --save-every")
+    foreign = [str(p) for p in snapshots if (p.exists() or p.is_symlink()) and p.name not in made_snapshots]
+    if foreign and not overwrite:
+        raise OutputRefusedError(f"--save-every would replace {_names(foreign)}, not made by nst stylize; give "
+                                 "another output name, or --overwrite to replace them")
     try:
         format_for(image)
     except ImageError as exc:
@@ -178,6 +191,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist yet
         return a.expanduser().resolve() == b.expanduser().resolve()
+
+
+def _snapshots_made(image: Path, provenance: Path) -> set[str]:
+    """The snapshot file names a provenance record beside `image` says nst stylize wrote."""
+    if not _made_by_stylize(image, provenance):
+        return set()
+    try:
+        names = json.loads(provenance.read_bytes()).get("snapshots") or []
+    except (OSError, ValueError):
+        return set()
+    return {name for name in names if isinstance(name, str)}
 
 
 def _made_by_stylize(image: Path, provenance: Path) -> bool:
