@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     guard_output(manifest, options)  # before any work, and before a Prefect server starts
     if args.shards:
         _check_shard_options(args)
-    run_manifest, storage, plan = _plan(manifest, options)
+    run_manifest, storage, plan = _plan(manifest, options, dry_run=args.dry_run)
     if args.dry_run and not _weights_available(run_manifest, "run --dry-run"):
         return 1
     if args.dry_run or not args.quiet:
@@ -156,13 +156,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if report["counts"]["failed"] or not state.is_completed() else 0
 
 
-def _plan(manifest: Manifest, options: RunOptions) -> tuple[Manifest, Storage, Plan]:
-    """The plan as the flow will make it (the flow plans again: the inputs may change meanwhile)."""
+def _plan(manifest: Manifest, options: RunOptions, dry_run: bool = False) -> tuple[Manifest, Storage, Plan]:
+    """The plan as the flow will make it (the flow plans again: the inputs may change meanwhile).
+    A dry run writes nothing (not even the plan index)."""
     manifest = manifest_for_run(manifest, options)
     storage = open_storage(options.output or manifest.output)
     cache = StyleCache.at(cache_location(manifest.cache))
     plan = build_plan(manifest, storage, force=options.force, only=options.only,
-                      batch_size=options.batch_size, cached=cache.has)
+                      batch_size=options.batch_size, cached=cache.has, save_index=not dry_run)
     return manifest, storage, plan
 
 

@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
 from tasks.manifest_yaml import YamlError, read_yaml
-
 from tasks.stores import (BACKENDS, GLOB_CHARS, ObjectInfo, StorageError, glob_objects, join, object_stem,
                           parent_of, read_uri, scheme_of, split_object, supported_schemes, uri_problem)
+from tasks.system_folders import refused_folder
 
 if TYPE_CHECKING:
     from nst_engine.config import EngineConfig
@@ -287,6 +287,10 @@ class _Checker:
         else:
             output = self.location(output_value, "output")
         cache = None if data.get("cache") is None else self.location(data["cache"], "cache")
+        if cache and scheme_of(cache) is None:  # the cache is written like an output: the same folders refused
+            problem = refused_folder(Path(cache), "cache")
+            if problem:
+                self.fail("cache", problem)
         contents, content_ids = self.images(data.get("contents"), "contents", CONTENT_KEYS)
         styles, style_ids = self.images(data.get("styles"), "styles", STYLE_KEYS)
         engine_value = data.get("engine")

@@ -20,21 +20,19 @@ from typing import Sequence
 
 from nst_engine.errors import ImageError
 from nst_engine.images import format_for
-from tasks.layout import REPORT_KEY
+from tasks.layout import GALLERY_KEY, REPORT_KEY, RESULTS_PREFIX, SHARDS_PREFIX, THUMBS_PREFIX
 from tasks.report import is_run_report
 from tasks.manifest import Manifest
 from tasks.stores import Storage, StorageError, is_local, read_json
 from tasks.stores.local import LocalStorage
+from tasks.system_folders import refused_folder
 
 OUTPUT_MARKER = ".nst-output"
 MARKER_CONTENT = {"written_by": "nst-pipeline", "purpose": "marks this folder as an nst-pipeline output"}
 
-# Never an output, nor anything inside them: the system's own files.
-SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
-                "/sys", "/usr", "/var/lib", "/var/log", "/System", "/Library", "/Applications")
-# Never an output themselves (their subfolders may be: /tmp/run, /home/me/out, /Volumes/disk/out).
-SYSTEM_FOLDERS = ("/home", "/Users", "/root", "/var", "/opt", "/srv", "/mnt", "/media", "/run", "/tmp",
-                  "/snap", "/private", "/private/var", "/private/tmp", "/Volumes")
+# What a run writes at the top of its output: a folder holding any of them that is not ours is refused
+# even with --allow-non-empty-output (that flag allows other files beside the run, not replacing them).
+PIPELINE_NAMES = (OUTPUT_MARKER, GALLERY_KEY, REPORT_KEY, RESULTS_PREFIX, THUMBS_PREFIX, SHARDS_PREFIX)
 _SHOWN_ENTRIES = 3  # how many of a folder's entries a refusal names
 
 
@@ -69,6 +67,11 @@ def check_output_location(storage: Storage, *, manifest: Path | None = None,
             f"output {storage.uri} is not empty ({_names(entries)}) and is not an nst-pipeline output (no "
             f"{OUTPUT_MARKER} or run.json of this pipeline); give a new or empty folder, or allow writing "
             "into a non-empty folder explicitly (nst run --allow-non-empty-output)")
+    ours = sorted({entry.split("/")[0] for entry in entries} & set(PIPELINE_NAMES))
+    if ours:  # even with consent: a user's index.html or results/ is never replaced (nor marked ours)
+        raise OutputRefusedError(
+            f"output {storage.uri} holds {_names(ours)} that this pipeline would write over, and is not an "
+            f"nst-pipeline output (no {OUTPUT_MARKER} or run.json of this pipeline); give a new or empty folder")
 
 
 def local_manifest_path(manifest: Manifest) -> Path | None:
@@ -133,34 +136,11 @@ def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], 
 # ---- helpers ------------------------------------------------------------------------------
 def _check_local_folder(root: Path) -> None:
     """Roots, the home folder and system folders are refused whatever they hold."""
-    if root.parent == root:
-        raise OutputRefusedError(f"output {root} is a filesystem root; give a folder of its own, e.g. ./out/<name>")
-    if root == _home():
-        raise OutputRefusedError(f"output {root} is your home folder; give a folder of its own inside it, "
-                                 f"e.g. {root / 'nst-out'}")
-    for folder in SYSTEM_FOLDERS:
-        if root in _spellings(folder):
-            raise OutputRefusedError(f"output {root} is a system folder; give a folder of its own inside it "
-                                     f"or elsewhere, e.g. {root / 'nst-out'}")
-    for tree in SYSTEM_TREES:
-        if any(root == top or top in root.parents for top in _spellings(tree)):
-            raise OutputRefusedError(f"output {root} is inside the system folder {tree}; give a folder in your "
-                                     "own space, e.g. ./out/<name>")
+    problem = refused_folder(root, "output")
+    if problem:
+        raise OutputRefusedError(problem)
     if root.exists() and not root.is_dir():
         raise OutputRefusedError(f"output {root} is a file; give a folder")
-
-
-def _spellings(folder: str) -> set[Path]:
-    """A system folder as written and as it resolves (/etc is /private/etc on macOS)."""
-    path = Path(folder)
-    return {path, path.resolve()}
-
-
-def _home() -> Path | None:
-    try:
-        return Path.home().resolve()
-    except (RuntimeError, KeyError):  # no HOME and no password entry
-        return None
 
 
 def _top_entries(storage: Storage) -> list[str]:

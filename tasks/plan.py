@@ -175,7 +175,8 @@ def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequenc
 
 def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only: Iterable[str] | None = None,
                batch_size: int = 4, cached: Callable[[str], bool] | None = None,
-               select: Callable[[str, str], bool] | None = None, index: PlanIndex | None = None) -> Plan:
+               select: Callable[[str, str], bool] | None = None, index: PlanIndex | None = None,
+               save_index: bool = True) -> Plan:
     """Decide what a run does; touches no GPU.
 
     Requests scale with what changed: one listing of results/, one read of the plan index
@@ -183,7 +184,8 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     the bytes of inputs that are new or changed since the index saw them; a provenance file is
     read only when the index does not know it. What was learned is saved back to the index.
     `select(content id, style id)` keeps only some pairs (a shard's, tasks/shards.py); the
-    inputs of the other pairs are not even looked at.
+    inputs of the other pairs are not even looked at. `save_index=False` (a dry run): nothing is
+    written anywhere.
     """
     wanted = set(only) if only else None
     contents = {ref.id: ref for ref in manifest.contents}
@@ -225,7 +227,8 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     cached_styles = {key for key in style_jobs if cached is not None and cached(key)}
     index.forget_except(inputs={u for ref in (*manifest.contents, *manifest.styles) for u in ref.uris},
                         results=None if force else {layout.pair_name(*_pair_of(k)) for k in finished})
-    index.save()
+    if save_index:
+        index.save()
     return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, batch_size), cached_styles,
                 index, sum(1 for info in infos.values() if info.read))
 

@@ -37,10 +37,20 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None
 
+    def _writable(self, key: str) -> Path:
+        """The path `key` is written at, refused when a symlink on the way (results/ -> /etc, a
+        file linked elsewhere) would take the write out of the root."""
+        path = self._path(key)
+        if not path.resolve().is_relative_to(self.root):
+            raise StorageError(f"cannot write {path}: it leads out of {self.root} through a symbolic link "
+                               f"(to {path.resolve()}); remove the link", "a symbolic link leads out of the folder")
+        return path
+
     def write(self, key: str, data: bytes, *, content_type: str | None = None,
               metadata: Mapping[str, str] | None = None) -> None:
+        path = self._writable(key)
         try:
-            write_atomic(self._path(key), data)
+            write_atomic(path, data)
         except OSError as exc:
             raise StorageError(f"cannot write {self._path(key)}: {exc.strerror or exc}") from None
 
