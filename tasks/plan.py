@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from nst_engine import EngineConfig
 from nst_engine.errors import ImageError
-from nst_engine.images import fit_size, image_size
+from nst_engine.images import fit_size, image_size, load_image
 from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
 from tasks import layout
@@ -241,39 +241,69 @@ def _pair_of(key: str) -> tuple[str, str]:
 
 
 def _is_done(job: PairJob, output: Storage, finished: Mapping[str, ObjectInfo], index: PlanIndex) -> bool:
-    """Done = the image is there and its provenance (written last) holds the same fingerprint.
+    """Done = the provenance (written last) holds the same fingerprint and the image is intact:
+    its size and sha256 are those the provenance records (an older provenance without them: the
+    image decodes). A 0-byte or truncated image is never done.
 
-    The provenance is read only when the index does not know it under its listed identity."""
-    provenance = finished.get(job.provenance_key)
-    if provenance is None or job.image_key not in finished:
+    Nothing is read while the index vouches for both objects under their listed identities."""
+    provenance, image = finished.get(job.provenance_key), finished.get(job.image_key)
+    if provenance is None or image is None or image.size == 0:
         return False
-    fingerprint = index.fingerprint(job.name, provenance)
+    fingerprint = index.fingerprint(job.name, provenance, image)
     if fingerprint is None:
-        fingerprint = _read_fingerprint(output, job.name, job.provenance_key, index)
+        fingerprint = _verify_result(output, job.name, job.provenance_key, job.image_key, image, index)
     return fingerprint == job.fingerprint
 
 
-def _read_fingerprint(output: Storage, pair: str, key: str, index: PlanIndex) -> str | None:
-    """The fingerprint a provenance file holds, recorded under the version of the bytes read."""
+def _verify_result(output: Storage, pair: str, provenance_key: str, image_key: str, image: ObjectInfo,
+                   index: PlanIndex, *, read_image: bool = True) -> str | None:
+    """The fingerprint a result's provenance holds when its image checks out, else None; recorded
+    in the index under both identities. `read_image=False` (results this run just wrote): the
+    size is compared, the bytes are not read again."""
     try:
-        data, info = output.read_versioned(key)
+        data, info = output.read_versioned(provenance_key)
         record = json.loads(data)
     except (StorageError, ValueError):
         return None
     fingerprint = record.get("fingerprint") if isinstance(record, dict) else None
-    if isinstance(fingerprint, str):
-        index.record_result(pair, info, fingerprint)
-        return fingerprint
-    return None
+    if not isinstance(fingerprint, str):
+        return None
+    index.record_result(pair, info, fingerprint)  # the fingerprint alone (a stale one is no harm)
+    written = record.get("image")
+    if isinstance(written, dict) and written.get("bytes") != image.size:
+        return None
+    if read_image and not _image_intact(output, image_key, written):
+        return None
+    index.record_result(pair, info, fingerprint, image)
+    return fingerprint
+
+
+def _image_intact(output: Storage, key: str, written: object) -> bool:
+    """The image's bytes hash to what its provenance recorded, or (no record) decode."""
+    try:
+        data = output.read(key)
+    except StorageError:
+        return False
+    if isinstance(written, dict) and isinstance(written.get("sha256"), str):
+        return hashlib.sha256(data).hexdigest() == written["sha256"]
+    try:
+        load_image(data, name=key)
+    except ImageError:
+        return False
+    return True
 
 
 def record_results(plan: Plan, output: Storage, outcomes: Iterable[PairOutcome]) -> None:
-    """After a run: remember the fingerprints of the results it wrote (one small read each), so
-    the next run's planning need not read their provenance; then save the index."""
+    """After a run: remember the fingerprints of the results it wrote (one small read and one stat
+    each), so the next run's planning need not read them; then save the index."""
     for outcome in outcomes:
         if outcome.status == DONE:
-            _read_fingerprint(output, outcome.name, layout.provenance_key(outcome.content, outcome.style),
-                              plan.index)
+            try:
+                image = output.stat(layout.image_key(outcome.content, outcome.style))
+            except StorageError:
+                continue
+            _verify_result(output, outcome.name, layout.provenance_key(outcome.content, outcome.style),
+                           layout.image_key(outcome.content, outcome.style), image, plan.index, read_image=False)
     plan.index.save()
 
 

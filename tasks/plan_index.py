@@ -98,13 +98,21 @@ class PlanIndex:
         self.changed = True
 
     # ---- results ----------------------------------------------------------------------------
-    def fingerprint(self, pair: str, provenance: ObjectInfo) -> str | None:
-        """The fingerprint the provenance object holds, if it is still the one recorded."""
+    def fingerprint(self, pair: str, provenance: ObjectInfo, image: ObjectInfo | None = None) -> str | None:
+        """The fingerprint the provenance object holds, if it is still the one recorded (and, given
+        `image`, the image is still the one checked against it when it was recorded)."""
         entry = self.results.get(pair)
-        return entry["fingerprint"] if entry is not None and _same(entry, provenance) else None
+        if entry is None or not _same(entry, provenance):
+            return None
+        if image is not None and (entry.get("iv"), entry.get("in")) != (image.version, image.size):
+            return None
+        return entry["fingerprint"]
 
-    def record_result(self, pair: str, provenance: ObjectInfo, fingerprint: str) -> None:
-        self.results[pair] = {"v": provenance.version, "n": provenance.size, "fingerprint": fingerprint}
+    def record_result(self, pair: str, provenance: ObjectInfo, fingerprint: str,
+                      image: ObjectInfo | None = None) -> None:
+        """`image`: the image's identity when it was checked against the provenance (size, sha256)."""
+        self.results[pair] = {"v": provenance.version, "n": provenance.size, "fingerprint": fingerprint,
+                              **({"iv": image.version, "in": image.size} if image is not None else {})}
         self._recorded["results"].add(pair)
         self.changed = True
 
