@@ -24,8 +24,8 @@ extracted with `git archive`.
 from __future__ import annotations
 
 import argparse
-import io
 import hashlib
+import io
 import json
 import os
 import subprocess

@@ -97,8 +97,8 @@ def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") 
     # Only into a folder that is empty or already ours (OutputRefusedError says why not), and
     # marked ours before the first write, so a run stopped early still finds it its own.
     check_output_location(run.storage, manifest=local_manifest_path(manifest),
-                          allow_non_empty=options.allow_non_empty_output)
-    claim_output(run.storage)
+                          allow_non_empty=options.allow_non_empty_output, name=manifest.name)
+    claim_output(run.storage, manifest.name)
     if run.weights_warning:
         get_run_logger().warning(run.weights_warning)
     if options.gpu_limit:

@@ -19,7 +19,7 @@ from tasks import progress
 from tasks.layout import GALLERY_KEY
 from tasks.manifest import Manifest, load_manifest
 from tasks.options import RunOptions, manifest_for_run
-from tasks.output_guard import check_output_location, local_manifest_path
+from tasks.output_guard import check_output_location, local_manifest_path, report_is_current
 from tasks.plan import Plan, build_plan
 from tasks.report import summary_line
 from tasks.stores import Storage, open_storage
@@ -126,7 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\n".join(plan_lines(run_manifest.name, storage.uri, plan, list_todo=args.dry_run)))
     if args.dry_run:
         return 0
-    if not plan.todo and not plan.failed:  # a resume with nothing left: no Prefect, no server
+    # A resume with nothing left: no Prefect, no server (unless run.json or the gallery is missing)
+    if not plan.todo and not plan.failed and report_is_current(storage, run_manifest.name):
         print(f"{run_manifest.name}: nothing to do; output: {storage.uri}; gallery: {storage.url(GALLERY_KEY)}")
         return 0
     for key, value in PREFECT_DEFAULTS.items():
@@ -147,13 +148,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if display is not None:
             display.close()
     print_summary(report, rows=not args.quiet)
-    print(f"gallery: {storage.url(GALLERY_KEY)}")
+    if not report.get("report_error"):  # else print_summary said why there is no gallery
+        print(f"gallery: {storage.url(GALLERY_KEY)}")
     if signals:
         name = signal.Signals(signals[0]).name
         print(f"nst run: stopped by {name}: {summary_line(report['counts'])}; rerun the same command to finish",
               file=sys.stderr)
         return 128 + signals[0]
-    return 1 if report["counts"]["failed"] or not state.is_completed() else 0
+    return 1 if report["counts"]["failed"] or report.get("report_error") or not state.is_completed() else 0
 
 
 def _plan(manifest: Manifest, options: RunOptions, dry_run: bool = False) -> tuple[Manifest, Storage, Plan]:
@@ -223,7 +225,7 @@ def _fallback(weights: str, fallback: str | None) -> str | None:
 def guard_output(manifest: Manifest, options: RunOptions) -> None:
     """Refuse (OutputRefusedError) an output that is not the pipeline's to write."""
     check_output_location(open_storage(options.output or manifest.output), manifest=local_manifest_path(manifest),
-                          allow_non_empty=options.allow_non_empty_output)
+                          allow_non_empty=options.allow_non_empty_output, name=manifest.name)
 
 
 def _weights_available(manifest: Manifest, command: str) -> bool:

@@ -144,6 +144,8 @@ def print_summary(report: dict[str, Any], *, rows: bool = True) -> None:
                 print("  " + "  ".join(x for x in (f"{o.content} x {o.style}", o.status, _loss(o), o.time_text()) if x))
         if len(made) > len(shown):
             print(f"  ... and {len(made) - len(shown)} more: see run.json")
+    if report.get("report_error"):  # the results are there, but run.json / the gallery are not
+        print(f"error: could not write run.json and the gallery: {report['report_error']}", file=sys.stderr)
     for o in outcomes:
         if o.status == FAILED:
             line = f"failed {o.content} x {o.style}: {o.reason}"

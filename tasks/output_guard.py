@@ -4,6 +4,9 @@ An output location belongs to the pipeline when it is missing, empty, or holds t
 marker (OUTPUT_MARKER, written by claim_output when a run starts) or a run.json in the
 pipeline's report format. Filesystem roots, the home folder and system folders are never
 outputs; the manifest's own folder is one only while it holds nothing but the manifest.
+`--allow-non-empty-output` (or the same run option through the API) lets a run write beside a
+user's files, never over names the pipeline writes (index.html, run.json, results/, ...). One
+output holds one manifest's run: another manifest's is refused (run.json or the marker names it).
 `nst stylize` never writes over its inputs, and replaces an existing file only when it made it
 (the provenance JSON beside the image says so) or when told to (`overwrite`).
 
@@ -41,17 +44,25 @@ class OutputRefusedError(Exception):
 
 
 def check_output_location(storage: Storage, *, manifest: Path | None = None,
-                          allow_non_empty: bool = False) -> None:
+                          allow_non_empty: bool = False, name: str | None = None) -> None:
     """Refuse an output location that is not the pipeline's to write (see the module docstring).
 
     `manifest`: the manifest file, when the run has one (its folder is refused while it holds
     anything else). `allow_non_empty`: the user's explicit consent to write into a non-empty
     folder that is not a pipeline output; roots, home and system folders are refused anyway.
+    `name`: the run's manifest name; an output that another manifest's run wrote is refused (its
+    run.json and gallery would be taken over, and its rerun would find "nothing to do").
     """
     root = storage.root if isinstance(storage, LocalStorage) else None
     if root is not None:
         _check_local_folder(root)
     if is_pipeline_output(storage):
+        owner = output_owner(storage)
+        if name is not None and owner is not None and owner != name:
+            raise OutputRefusedError(
+                f"output {storage.uri} holds the run of the manifest named {owner!r}, not {name!r}: two manifests "
+                "in one output would take over each other's run.json and gallery; give this manifest its own "
+                f"output (or remove {REPORT_KEY} and {OUTPUT_MARKER} there to hand the folder over)")
         return
     entries = _top_entries(storage)
     if root is not None and manifest is not None and root == manifest.expanduser().resolve().parent:
@@ -83,17 +94,39 @@ def is_pipeline_output(storage: Storage) -> bool:
     """Whether `storage` holds the pipeline's marker or a run.json in its report format."""
     try:
         if storage.exists(OUTPUT_MARKER):
-            return read_json(storage, OUTPUT_MARKER) == MARKER_CONTENT
+            marker = read_json(storage, OUTPUT_MARKER)
+            return isinstance(marker, dict) and all(marker.get(k) == v for k, v in MARKER_CONTENT.items())
         return storage.exists(REPORT_KEY) and is_run_report(read_json(storage, REPORT_KEY))
     except StorageError:
         return False
 
 
-def claim_output(storage: Storage) -> None:
+def output_owner(storage: Storage) -> str | None:
+    """The name of the manifest whose run an output holds: its run.json's, else the marker's
+    (a run stopped before its report); None when neither says."""
+    report = read_json(storage, REPORT_KEY)
+    if is_run_report(report):
+        return report["name"]  # type: ignore[index]
+    marker = read_json(storage, OUTPUT_MARKER)
+    return marker["name"] if isinstance(marker, dict) and isinstance(marker.get("name"), str) else None
+
+
+def claim_output(storage: Storage, name: str | None = None) -> None:
     """Mark `storage` as this pipeline's output (before the first result is written), so a run
-    stopped before its run.json still finds its folder its own next time."""
+    stopped before its run.json still finds its folder its own next time; `name`: the manifest's."""
     if not storage.exists(OUTPUT_MARKER):
-        storage.write(OUTPUT_MARKER, (json.dumps(MARKER_CONTENT) + "\n").encode(), content_type="application/json")
+        marker = {**MARKER_CONTENT, **({"name": name} if name else {})}
+        storage.write(OUTPUT_MARKER, (json.dumps(marker) + "\n").encode(), content_type="application/json")
+
+
+def report_is_current(storage: Storage, name: str) -> bool:
+    """Whether the output's run.json and gallery are there and this manifest's: when not, a rerun
+    with nothing left to stylize still writes them (a lost run.json, a gallery never written)."""
+    try:
+        report = read_json(storage, REPORT_KEY)
+        return is_run_report(report) and report["name"] == name and storage.exists(GALLERY_KEY)  # type: ignore[index]
+    except StorageError:
+        return False
 
 
 def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], *, overwrite: bool = False,
@@ -196,4 +229,5 @@ def _made_by_stylize(image: Path, provenance: Path) -> bool:
 
 
 __all__ = ["OUTPUT_MARKER", "OutputRefusedError", "check_output_location", "check_stylize_output", "claim_output",
+           "output_owner", "report_is_current",
            "is_pipeline_output"]

@@ -106,3 +106,25 @@ def test_dry_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     before = sorted(p.name for p in tmp_path.rglob("*"))
     assert main(["run", str(tmp_path / "m.yaml"), "--dry-run"]) == 0
     assert sorted(p.name for p in tmp_path.rglob("*")) == before and not cache.exists()
+
+
+def test_a_second_manifest_cannot_take_over_an_output(tmp_path: Path) -> None:
+    from tasks.layout import PairOutcome
+    from tasks.output_guard import check_output_location, claim_output, report_is_current
+    from tasks.report import run_report
+    from tasks.stores import write_json
+    from tasks.stores.local import LocalStorage
+
+    storage = LocalStorage(tmp_path / "out")
+    check_output_location(storage, name="first")
+    claim_output(storage, "first")  # a run stopped before its run.json: the marker names it
+    with pytest.raises(OutputRefusedError, match="holds the run of the manifest named 'first', not 'second'"):
+        check_output_location(storage, name="second")
+    check_output_location(storage, name="first")
+    assert not report_is_current(storage, "first")  # no run.json yet: a rerun writes it
+    write_json(storage, "run.json", run_report("first", [PairOutcome("c", "s", "done")], {}))
+    assert not report_is_current(storage, "first")  # no gallery
+    storage.write("index.html", b"<html></html>")
+    assert report_is_current(storage, "first") and not report_is_current(storage, "second")
+    with pytest.raises(OutputRefusedError, match="named 'first', not 'second'"):
+        check_output_location(storage, name="second")
