@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Mapping
+from stat import S_ISREG
+from typing import BinaryIO, Mapping
 
 from nst_engine.files import write_atomic
 from tasks.stores.base import ObjectInfo, StorageError, check_key
@@ -31,9 +32,21 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def _open(self, key: str) -> BinaryIO:
+        """The file under `key`, opened for reading only when it is a regular file: a FIFO in its
+        place (a hostile cache entry) would block the read forever, a device would never end."""
+        path = self._path(key)
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        if not S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError("not a regular file (a FIFO, device or socket in its place); remove it")
+        return os.fdopen(fd, "rb")
+
     def read(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with self._open(key) as file:
+                return file.read()
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None
 
@@ -82,7 +95,7 @@ class LocalStorage:
 
     def read_versioned(self, key: str) -> tuple[bytes, ObjectInfo]:
         try:
-            with open(self._path(key), "rb") as file:  # fstat and read the same inode
+            with self._open(key) as file:  # fstat and read the same inode
                 return file.read(), _info(key, os.fstat(file.fileno()))
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None
