@@ -21,8 +21,11 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from nst_cli.errors import fail
+
 PR_SET_PDEATHSIG = 1
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+HEALTH_TRIES = 3  # a configured PREFECT_API_URL is tried this many times before nst run gives up
 
 
 def _die_with_parent() -> None:  # runs in the child, between fork and exec
@@ -46,6 +49,16 @@ def api_healthy(api_url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def _answers(api_url: str) -> bool:
+    """A few health checks a second apart: a server busy for a moment still counts."""
+    for attempt in range(HEALTH_TRIES):
+        if api_healthy(api_url):
+            return True
+        if attempt + 1 < HEALTH_TRIES:
+            time.sleep(1)
+    return False
 
 
 def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -91,6 +104,10 @@ def prefect_api() -> Iterator[str]:
 
     configured = PREFECT_API_URL.value()
     if configured:
+        if not _answers(str(configured)):  # else Prefect retries for minutes, then a long traceback
+            fail(f"PREFECT_API_URL={configured} does not answer ({configured}/health, {HEALTH_TRIES} tries): "
+                 "start that server (prefect server start), fix the URL, or unset PREFECT_API_URL to run "
+                 "with a temporary local server", code=1)
         yield str(configured)
         return
     process, api_url = start_server(Path(PREFECT_HOME.value()) / "nst-temporary-server.log")

@@ -38,3 +38,43 @@ def test_a_fifo_in_place_of_a_cache_entry_is_refused_at_once(tmp_path: Path) -> 
     assert not reader.is_alive() and result == [None]  # missing, so recomputed; never a hang
     with pytest.raises(StorageError, match="not a regular file"):
         storage.read("style-targets/ab/abcd.pt")
+
+
+def test_a_stop_that_hangs_ends_after_the_grace_period(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import time\nfrom nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals\n"
+              "with stop_on_signals('run'):\n    print('ready', flush=True)\n"
+              "    run_beside_signal_handlers(lambda: time.sleep(120))  # a request that never returns\n")
+    env = {**os.environ, "NST_STOP_GRACE_SECONDS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).parents[2])
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and time.monotonic() - started < 10
+    assert "did not stop within 1 s" in err and "Traceback" not in err
+
+
+def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from nst_cli.prefect_api import free_port
+    from tests.conftest import make_image
+
+    make_image(40, 30, seed=1).save(tmp_path / "c.png")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "s.png")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: u\ncontents: [c.png]\nstyles: [s.png]\ncache: cache\n"
+                                     "engine: {size: 32, iterations: 1, weights: random}\n")
+    url = f"http://127.0.0.1:{free_port()}/api"
+    done = subprocess.run([sys.executable, "-m", "nst_cli", "run", str(tmp_path / "m.yaml"), "--quiet"],
+                          env={**os.environ, "PREFECT_API_URL": url}, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"nst run: error: PREFECT_API_URL={url} does not answer")
+    assert not (tmp_path / "out" / "u" / "results").exists()
