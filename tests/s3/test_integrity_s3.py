@@ -1,0 +1,33 @@
+"""Issue 22 #15 on a real S3-compatible server: a corrupt local copy of s3:// weights is
+detected (sha256 recorded at fetch), said by `nst validate`, and fetched again."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+
+from tasks.weights import local_weights, weights_problem
+
+
+def test_a_corrupt_local_copy_of_s3_weights_is_fetched_again(s3_env, bucket, tmp_path: Path, weights_file: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("NST_WEIGHTS_CACHE", str(tmp_path / "weights"))
+    s3_env.client().upload_file(str(weights_file), bucket, "vgg.pth")
+    uri = f"s3://{bucket}/vgg.pth"
+    copy = Path(local_weights(uri))
+    original = hashlib.sha256(weights_file.read_bytes()).hexdigest()
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == original
+    assert (copy.parent / (copy.name + ".sha256")).read_text().strip() == original
+
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the disk (or a hand) changed it
+    copy.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        assert weights_problem(uri) is None  # nst validate: usable, and it says the copy was bad
+    assert "is corrupt" in caplog.text and str(copy) in caplog.text
+    copy.write_bytes(bytes(data))
+    assert Path(local_weights(uri)) == copy and hashlib.sha256(copy.read_bytes()).hexdigest() == original
