@@ -18,6 +18,7 @@ from nst_engine.vgg import weights_identity
 from tasks import layout
 from tasks.layout import DONE, PairOutcome
 from tasks.manifest import ImageRef, Manifest
+from tasks.options import RunOptionsError
 from tasks.plan_index import KnownInput, PlanIndex
 from tasks.stores import ObjectInfo, Storage, StorageError, read_uri, stat_uri
 from tasks.style_cache import cache_location, style_key
@@ -188,6 +189,8 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     written anywhere.
     """
     wanted = set(only) if only else None
+    if wanted:
+        _check_only(manifest, wanted)
     contents = {ref.id: ref for ref in manifest.contents}
     styles = {ref.id: ref for ref in manifest.styles}
     pairs = [p for p in manifest.pairs if (wanted is None or p.content in wanted or p.style in wanted)
@@ -231,6 +234,19 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
         index.save()
     return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, batch_size), cached_styles,
                 index, sum(1 for info in infos.values() if info.read))
+
+
+def _check_only(manifest: Manifest, wanted: set[str]) -> None:
+    """Every id `--only` names is a content or style of the manifest: a typo must not end in a
+    run that did nothing and exited 0."""
+    known = {ref.id for ref in (*manifest.contents, *manifest.styles)}
+    unknown = sorted(wanted - known)
+    if unknown:
+        def some(ids: list[str]) -> str:
+            return ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        raise RunOptionsError(f"only: unknown id(s) {some([repr(i) for i in unknown])} in {manifest.source}; its "
+                              f"contents are {some([r.id for r in manifest.contents])}, its styles "
+                              f"{some([r.id for r in manifest.styles])}")
 
 
 def _pair_of(key: str) -> tuple[str, str]:

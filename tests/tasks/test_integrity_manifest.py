@@ -52,3 +52,20 @@ def test_object_keys_with_dot_dot_are_refused_at_validation(tmp_path: Path) -> N
     assert any(m.startswith("contents[0]: 's3://b/dir/../x.png' has a '.' or '..' part in its key")
                and "s3://b/x.png" in m for m in messages)
     assert any(m.startswith("output: 's3://b/out/./run' has a '.' or '..' part") for m in messages)
+
+
+def test_only_with_unknown_ids_is_refused_naming_them(tmp_path: Path) -> None:
+    from tasks.options import RunOptionsError
+    from tasks.plan import build_plan
+    from tasks.stores.local import LocalStorage
+    from tests.conftest import make_image
+
+    make_image(40, 30, seed=1).save(tmp_path / "c.png")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "s.png")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: o\ncontents: [c.png]\nstyles: [s.png]\n"
+                                     "engine: {weights: random}\n")
+    manifest = load_manifest(tmp_path / "m.yaml")
+    with pytest.raises(RunOptionsError, match=r"only: unknown id\(s\) 'C', 'zz' in .*m.yaml; its contents are c, "
+                                              "its styles s"):
+        build_plan(manifest, LocalStorage(tmp_path / "out"), only=["C", "zz", "s"])
+    assert len(build_plan(manifest, LocalStorage(tmp_path / "out"), only=["s"]).todo) == 1
