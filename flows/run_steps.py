@@ -99,6 +99,8 @@ def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") 
     check_output_location(run.storage, manifest=local_manifest_path(manifest),
                           allow_non_empty=options.allow_non_empty_output, name=manifest.name)
     claim_output(run.storage, manifest.name)
+    for note in manifest.notes:  # inputs left out or missing: said, and the run goes on
+        get_run_logger().warning("%s: %s", manifest.source, note)
     if run.weights_warning:
         get_run_logger().warning(run.weights_warning)
     if options.gpu_limit:

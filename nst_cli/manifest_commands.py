@@ -105,7 +105,9 @@ def _add_scale_flags(run: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
-    if not _weights_available(manifest, "validate"):
+    for note in manifest.notes:  # a run goes on without these; validation names them
+        print(f"nst validate: {manifest.source}: {note}", file=sys.stderr)
+    if not _weights_available(manifest, "validate") or manifest.notes:
         return 1
     print(f"{args.manifest}: ok ({len(manifest.contents)} contents, {len(manifest.styles)} styles, "
           f"{len(manifest.pairs)} pairs)")
@@ -114,6 +116,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
+    for note in manifest.notes:  # left out, or failing only their own pairs
+        print(f"warning: {manifest.source}: {note}", file=sys.stderr)
     why = None if args.weights else _fallback(manifest.engine.weights, args.fallback_weights)
     options = run_options_from_args(args, **({"weights": args.fallback_weights, "weights_fallback": why} if why else {}))
     guard_output(manifest, options)  # before any work, and before a Prefect server starts

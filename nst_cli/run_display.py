@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nst_engine import ProgressEvent
-from tasks.display import shown
+from tasks.display import shown as displayed
 from tasks.layout import FAILED, PairOutcome
 from tasks.plan import Plan
 from tasks.progress import ProgressSink, Tally, plan_in_words
@@ -149,7 +149,7 @@ def print_summary(report: dict[str, Any], *, rows: bool = True) -> None:
         print(f"error: could not write run.json and the gallery: {report['report_error']}", file=sys.stderr)
     for o in outcomes:
         if o.status == FAILED:
-            line = shown(f"failed {o.content} x {o.style}: {o.reason}")
+            line = displayed(f"failed {o.content} x {o.style}: {o.reason}")
             if sys.stderr.isatty():
                 Console(file=sys.stderr, highlight=False).print(Text(line, style="red"))
             else:  # whole lines for logs and grep (rich would wrap at 80 columns)

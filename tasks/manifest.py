@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
+from tasks.layout import OUTPUT_MARKER
 from tasks.manifest_yaml import YamlError, read_yaml
 from tasks.stores import (BACKENDS, GLOB_CHARS, ObjectInfo, StorageError, glob_objects, join, object_stem,
                           parent_of, read_uri, scheme_of, split_object, supported_schemes, uri_problem)
@@ -112,6 +113,10 @@ class Manifest:
     # What the listing of each object-store glob said about the objects it matched (size and
     # ETag), by URI: planning takes their identity from here instead of asking again.
     listed: Mapping[str, ObjectInfo] = field(default_factory=dict, compare=False, repr=False)
+    # What a run goes on without, but a person should hear of: a glob match left out (a name that
+    # is no safe id), an input file missing now (its pairs fail, the others run). `nst validate`
+    # reports them as problems; `nst run` and the flow as warnings.
+    notes: tuple[Problem, ...] = field(default=(), compare=False)
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -173,9 +178,9 @@ def parse_manifest(text: str, *, base_dir: Path | str, source: str) -> Manifest:
     for message in duplicates:  # reported with every other problem, not alone
         checker.fail("(yaml)", message)
     manifest = checker.manifest(data, source)
-    if checker.problems or manifest is None:
+    if len(checker.problems) > len(checker.notes) or manifest is None:
         raise ManifestError(source, checker.problems)
-    return dataclasses.replace(manifest, listed=checker.listed)
+    return dataclasses.replace(manifest, listed=checker.listed, notes=tuple(checker.notes))
 
 
 def with_engine_changes(manifest: Manifest, **changes: Any) -> Manifest:
@@ -210,6 +215,13 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return f"a list {text}"
     return f"{type(value).__name__} {text}"
+
+
+ID_RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit, no '--', at most 100 characters"
+
+
+def _safe_id(ident: str) -> bool:
+    return bool(ID_PATTERN.fullmatch(ident)) and "--" not in ident
 
 
 def _shape(value: Any) -> str:
@@ -256,10 +268,18 @@ class _Checker:
         self.engine_type = engine_type
         self.problems: list[Problem] = []
         self.listed: dict[str, ObjectInfo] = {}
+        self.notes: list[Problem] = []
+        self.outputs: list[str] = []  # this manifest's output and cache: never inputs of its globs
+        self._marked: dict[Path, bool] = {}  # folder -> holds a pipeline output's marker
         self._engine_memo: dict[tuple[int, str], tuple[EngineConfig, EngineConfig]] = {}
 
     def fail(self, field: str, message: str) -> None:
         self.problems.append(Problem(field, message))
+
+    def note(self, problem: Problem) -> None:
+        """A problem a run goes on without (see Manifest.notes); listed with the others in order."""
+        self.problems.append(problem)
+        self.notes.append(problem)
 
     # ---- top level ------------------------------------------------------------------------
     def manifest(self, data: Any, source: str) -> Manifest | None:
@@ -287,6 +307,7 @@ class _Checker:
         else:
             output = self.location(output_value, "output")
         cache = None if data.get("cache") is None else self.location(data["cache"], "cache")
+        self.outputs = [location for location in (output, cache) if location]
         if cache and scheme_of(cache) is None:  # the cache is written like an output: the same folders refused
             problem = refused_folder(Path(cache), "cache")
             if problem:
@@ -396,9 +417,11 @@ class _Checker:
             expanded = Path(value).expanduser()
             pattern = str(expanded) if expanded.is_absolute() else os.path.join(
                 glob.escape(str(self.base_dir)), str(expanded))  # the folder's own name is no glob
-            matches = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+            found = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+            matches = [m for m in found if not self.in_an_output(Path(m).resolve())]
             if not matches:
-                self.fail(field, f"the glob {_show(value)} matches no file (looked for {path})")
+                outputs = f" ({len(found)} left out: results of a pipeline output)" if found else ""
+                self.fail(field, f"the glob {_show(value)} matches no file{outputs} (looked for {path})")
                 return None
             return [str(Path(m).resolve()) for m in matches]
         if path.is_file():
@@ -406,8 +429,9 @@ class _Checker:
         if path.is_dir():
             self.fail(field, f"{_show(value)} is a folder ({path}); name a file, or a glob like "
                              f"'{value.rstrip('/')}/*.jpg'")
-        else:
-            self.fail(field, f"no such file {_show(value)} (looked in {path.parent})")
+        else:  # gone since it was listed: its pairs fail at planning, the others still run
+            self.note(Problem(field, f"no such file {_show(value)} (looked in {path.parent})"))
+            return [str(path.resolve())]
         return None
 
     def object_glob(self, value: str, pattern: str, field: str) -> list[str] | None:
@@ -418,7 +442,8 @@ class _Checker:
         except StorageError as exc:
             self.fail(field, f"cannot list the glob {where!r}: {exc.detail}")
             return None
-        images = [(uri, info) for uri, info in matches if PurePosixPath(info.key).suffix.lower() in IMAGE_SUFFIXES]
+        images = [(uri, info) for uri, info in matches if PurePosixPath(info.key).suffix.lower() in IMAGE_SUFFIXES
+                  and not any(uri.startswith(output.rstrip("/") + "/") for output in self.outputs)]
         if not images:
             others = f" ({len(matches)} matched, none an image)" if matches else ""
             self.fail(field, f"the glob {where!r} matches no image{others}; images are named "
@@ -467,6 +492,10 @@ class _Checker:
             found = []
             for uri in uris:
                 ident = object_stem(uri)
+                if GLOB_CHARS.search(item) and not _safe_id(ident):  # one odd name must not block a nightly run
+                    self.note(Problem(path, f"left out {_show(uri)}: its name {_show(ident)} is not safe as an id "
+                                                    f"({ID_RULE}); rename it, or list it as {{id: ..., uri: ...}}"))
+                    continue
                 if self.valid_id(ident, f"{path}.id", f" (the name of {uri}); rename the file or "
                                                        "list it as {id: ..., uri: ...}"):
                     found.append((ident, ImageRef(ident, (uri,), (1.0,)), f" from {uri}"))
@@ -497,10 +526,21 @@ class _Checker:
         return [(ident, ImageRef(ident, tuple(uris), blend), "")]
 
     def valid_id(self, ident: str, field: str, suffix: str) -> bool:
-        if ID_PATTERN.fullmatch(ident) and "--" not in ident:
+        if _safe_id(ident):
             return True
-        self.fail(field, f"id {_show(ident)} is not safe as a file name{suffix}: use letters, digits, '.', '_' "
-                         "or '-', starting with a letter or digit, no '--', at most 100 characters")
+        self.fail(field, f"id {_show(ident)} is not safe as a file name{suffix}: use {ID_RULE}")
+        return False
+
+    def in_an_output(self, path: Path) -> bool:
+        """A file of this manifest's output or cache, or of any folder holding a pipeline output's
+        marker: a glob over the inputs' folder must not pick up the pipeline's own results."""
+        if any(scheme_of(o) is None and path.is_relative_to(Path(o).resolve()) for o in self.outputs):
+            return True
+        for folder in path.parents:
+            if folder not in self._marked:
+                self._marked[folder] = (folder / OUTPUT_MARKER).is_file()
+            if self._marked[folder]:
+                return True
         return False
 
     def uris(self, item: dict[Any, Any], path: str, *, blend_allowed: bool) -> tuple[list[str] | None, int]:

@@ -23,14 +23,13 @@ from typing import Sequence
 
 from nst_engine.errors import ImageError
 from nst_engine.images import format_for
-from tasks.layout import GALLERY_KEY, REPORT_KEY, RESULTS_PREFIX, SHARDS_PREFIX, THUMBS_PREFIX
+from tasks.layout import GALLERY_KEY, OUTPUT_MARKER, REPORT_KEY, RESULTS_PREFIX, SHARDS_PREFIX, THUMBS_PREFIX
 from tasks.report import is_run_report
 from tasks.manifest import Manifest
 from tasks.stores import Storage, StorageError, is_local, read_json
 from tasks.stores.local import LocalStorage
 from tasks.system_folders import refused_folder
 
-OUTPUT_MARKER = ".nst-output"
 MARKER_CONTENT = {"written_by": "nst-pipeline", "purpose": "marks this folder as an nst-pipeline output"}
 
 # What a run writes at the top of its output: a folder holding any of them that is not ours is refused

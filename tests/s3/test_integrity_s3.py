@@ -31,3 +31,25 @@ def test_a_corrupt_local_copy_of_s3_weights_is_fetched_again(s3_env, bucket, tmp
     assert "is corrupt" in caplog.text and str(copy) in caplog.text
     copy.write_bytes(bytes(data))
     assert Path(local_weights(uri)) == copy and hashlib.sha256(copy.read_bytes()).hexdigest() == original
+
+
+def test_an_oddly_named_object_in_a_glob_is_left_out_not_fatal(s3_env, bucket) -> None:
+    import io
+
+    from PIL import Image
+
+    from tasks.manifest import load_manifest
+
+    def png() -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (9, 9, 9)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    client = s3_env.client()
+    for key in ("in/a.png", "in/b c.png", "in/d\u00e9j\u00e0 vu.png", "art/s.png", "out/results/a--s.png"):
+        client.put_object(Bucket=bucket, Key=key, Body=png())
+    client.put_object(Bucket=bucket, Key="m.yaml", Body=b"version: 1\nname: g\noutput: out\ncontents: ['**/*.png']\n"
+                                                         b"styles: [art/s.png]\nengine: {weights: random}\n")
+    manifest = load_manifest(f"s3://{bucket}/m.yaml")
+    assert [c.id for c in manifest.contents] == ["s", "a"] or [c.id for c in manifest.contents] == ["a", "s"]
+    assert len(manifest.notes) == 2 and all("left out" in str(n) for n in manifest.notes)

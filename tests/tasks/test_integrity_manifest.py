@@ -69,3 +69,35 @@ def test_only_with_unknown_ids_is_refused_naming_them(tmp_path: Path) -> None:
                                               "its styles s"):
         build_plan(manifest, LocalStorage(tmp_path / "out"), only=["C", "zz", "s"])
     assert len(build_plan(manifest, LocalStorage(tmp_path / "out"), only=["s"]).todo) == 1
+
+
+def test_one_odd_or_missing_input_fails_only_itself_and_outputs_are_no_inputs(tmp_path: Path) -> None:
+    from tasks.plan import build_plan
+    from tasks.stores.local import LocalStorage
+    from tests.conftest import make_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b", "my photo", "caf\u00e9\u202e"):
+        make_image(40, 30, seed=len(name)).save(photos / f"{name}.png")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "s.png")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: n\noutput: photos/out\ncontents: ['photos/**/*.png', "
+                                     "{id: gone, uri: photos/gone.png}]\nstyles: [s.png]\n"
+                                     "engine: {size: 32, weights: random}\n")
+    manifest = load_manifest(tmp_path / "m.yaml")
+    assert [c.id for c in manifest.contents] == ["a", "b", "gone"]
+    notes = [str(n) for n in manifest.notes]
+    assert len(notes) == 3 and all(n.startswith("contents[0]: left out ") for n in notes[:2])
+    assert "my photo.png" in notes[1] and "\u202e" not in notes[0]  # quoted with the override escaped
+    assert notes[2].startswith("contents[1].uri: no such file 'photos/gone.png'")
+    plan = build_plan(manifest, LocalStorage(photos / "out"))
+    assert [j.content_id for j in plan.todo] == ["a", "b"]
+    assert [(f.content, "gone.png" in f.reason) for f in plan.failed] == [("gone", True)]
+
+    # The run's own results (and another pipeline output's) under the glob are never inputs.
+    (photos / "out" / "results").mkdir(parents=True)
+    make_image(40, 30, seed=1).save(photos / "out" / "results" / "a--s.png")
+    (photos / "old").mkdir()
+    (photos / "old" / ".nst-output").write_text("{}")
+    make_image(40, 30, seed=1).save(photos / "old" / "x.png")
+    assert [c.id for c in load_manifest(tmp_path / "m.yaml").contents] == ["a", "b", "gone"]
