@@ -4,7 +4,7 @@ The first signal asks the run to stop (tasks.interrupt): the batch running now a
 current image at the next engine iteration, the batches not started fail at once as "stopped",
 and the flow still writes run.json and the gallery for what was done. The command then exits
 128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM). A second signal exits at once, and
-so does the first when the run has not stopped within NST_STOP_GRACE_SECONDS (default 60): a
+so does the first when the run has not stopped within NST_STOP_GRACE_SECONDS (default 90): a
 frozen object store or a vanished Prefect server can hold a request for minutes (measured: 152 s
 with the S3 store frozen), and a stop must end in bounded time.
 """
@@ -23,7 +23,7 @@ from tasks.interrupt import request_stop, reset
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 GRACE_ENV = "NST_STOP_GRACE_SECONDS"
-DEFAULT_GRACE_SECONDS = 60.0
+DEFAULT_GRACE_SECONDS = 90.0
 T = TypeVar("T")
 
 

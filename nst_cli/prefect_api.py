@@ -61,6 +61,31 @@ def _answers(api_url: str) -> bool:
     return False
 
 
+def lost_server(exc: BaseException) -> str | None:
+    """Why a run failed when the Prefect server stopped answering mid-run (its connection errors,
+    after Prefect's own retries), or None for any other exception."""
+    import httpx  # Prefect's HTTP client: present wherever a run could reach this
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # the error may be wrapped by Prefect
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            url = getattr(getattr(current, "request", None), "url", None) if _has_request(current) else None
+            where = f" at {url.scheme}://{url.host}:{url.port}" if url is not None else ""
+            return f"the Prefect server{where} stopped answering ({type(current).__name__}: {current})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _has_request(exc: BaseException) -> bool:
+    try:
+        exc.request  # type: ignore[attr-defined]  # httpx raises RuntimeError when none was set
+    except (RuntimeError, AttributeError):
+        return False
+    return True
+
+
 def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A temporary Prefect server that dies with this process; returns it and its API URL."""
     import prefect

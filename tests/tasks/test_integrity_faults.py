@@ -78,3 +78,24 @@ def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(tmp_path: Path) 
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"nst run: error: PREFECT_API_URL={url} does not answer")
     assert not (tmp_path / "out" / "u" / "results").exists()
+
+
+def test_a_prefect_server_lost_mid_run_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from nst_cli import manifest_commands
+    from nst_cli.main import main
+
+    def lost(_args: object) -> int:
+        request = httpx.Request("POST", "http://127.0.0.1:4599/api/task_runs/")
+        try:
+            raise httpx.ConnectError("All connection attempts failed", request=request)
+        except httpx.ConnectError as exc:
+            raise RuntimeError("Failed to set task state") from exc  # as Prefect wraps it
+
+    monkeypatch.setattr(manifest_commands, "cmd_run", lost)
+    assert main(["run", "m.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("nst run: error: the Prefect server at http://127.0.0.1:4599 stopped answering (ConnectError")
