@@ -418,7 +418,9 @@ class _Checker:
             pattern = str(expanded) if expanded.is_absolute() else os.path.join(
                 glob.escape(str(self.base_dir)), str(expanded))  # the folder's own name is no glob
             found = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
-            matches = [m for m in found if not self.in_an_output(Path(m).resolve())]
+            first = GLOB_CHARS.search(pattern)
+            base = Path(os.path.dirname(pattern[:first.start()] if first else pattern)).resolve()
+            matches = [m for m in found if not self.in_an_output(Path(m).resolve(), base)]
             if not matches:
                 outputs = f" ({len(found)} left out: results of a pipeline output)" if found else ""
                 self.fail(field, f"the glob {_show(value)} matches no file{outputs} (looked for {path})")
@@ -531,12 +533,16 @@ class _Checker:
         self.fail(field, f"id {_show(ident)} is not safe as a file name{suffix}: use {ID_RULE}")
         return False
 
-    def in_an_output(self, path: Path) -> bool:
-        """A file of this manifest's output or cache, or of any folder holding a pipeline output's
-        marker: a glob over the inputs' folder must not pick up the pipeline's own results."""
+    def in_an_output(self, path: Path, base: Path) -> bool:
+        """A file of this manifest's output or cache, or of a folder holding a pipeline output's
+        marker that the glob descended into below `base` (its literal folder): a glob over the
+        inputs' folder must not pick up the pipeline's own results. A glob written inside an
+        output (`old-run/results/*.png`, results stylized again) is taken as meant."""
         if any(scheme_of(o) is None and path.is_relative_to(Path(o).resolve()) for o in self.outputs):
             return True
         for folder in path.parents:
+            if folder == base or not folder.is_relative_to(base):
+                return False
             if folder not in self._marked:
                 self._marked[folder] = (folder / OUTPUT_MARKER).is_file()
             if self._marked[folder]:

@@ -101,3 +101,17 @@ def test_one_odd_or_missing_input_fails_only_itself_and_outputs_are_no_inputs(tm
     (photos / "old" / ".nst-output").write_text("{}")
     make_image(40, 30, seed=1).save(photos / "old" / "x.png")
     assert [c.id for c in load_manifest(tmp_path / "m.yaml").contents] == ["a", "b", "gone"]
+
+
+def test_a_glob_written_inside_an_old_output_is_taken_as_meant(tmp_path: Path) -> None:
+    from tests.conftest import make_image
+
+    results = tmp_path / "old" / "results"
+    results.mkdir(parents=True)
+    (tmp_path / "old" / ".nst-output").write_text("{}")
+    make_image(40, 30, seed=1).save(results / "kept.png")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "s.png")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: again\ncontents: ['old/results/*.png']\nstyles: [s.png]\n")
+    assert [c.id for c in load_manifest(tmp_path / "m.yaml").contents] == ["kept"]
+    (tmp_path / "m.yaml").write_text("version: 1\nname: again\ncontents: ['**/*.png']\nstyles: [s.png]\n")
+    assert [c.id for c in load_manifest(tmp_path / "m.yaml").contents] == ["s"]  # descended into it: left out
