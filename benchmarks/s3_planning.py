@@ -24,6 +24,7 @@ extracted with `git archive`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -119,7 +120,8 @@ def finish_results(manifest_uri: str) -> int:
         meta = {"fingerprint": job.fingerprint, "content": job.content, "style": job.style}
         output.write(job.image_key, image, content_type="image/png", metadata=meta)
         record = {"fingerprint": job.fingerprint, "pair": job.name, "inputs": job.inputs,
-                  "config": {k: str(v) for k, v in vars(job.config).items()}}
+                  "config": {k: str(v) for k, v in vars(job.config).items()},
+                  "image": {"bytes": len(image), "sha256": hashlib.sha256(image).hexdigest()}}
         output.write(job.provenance_key, json.dumps(record, indent=2).encode(), content_type="application/json",
                      metadata=meta)
 

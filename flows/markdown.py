@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+from tasks.display import shown
+
+# No entity for "'": the UI showed "&#39;" literally, and an apostrophe opens nothing in markdown text.
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 # What can open markup inside a line: code, emphasis, links, images, table cells, strikethrough,
 # autolinks. ('-', '.', '+', '=' only mean something at the start of a line, which we never give
 # user text; escaping them made some renderers show the backslashes.)
@@ -18,7 +21,7 @@ _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]()#!|~])")
 
 def markdown_text(text: str) -> str:
     """`text` as literal markdown: no HTML, no links, no emphasis, no table cells broken."""
-    escaped = "".join(_HTML.get(ch, ch) for ch in str(text))
+    escaped = "".join(_HTML.get(ch, ch) for ch in shown(text))  # bidi overrides shown, not obeyed
     escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", escaped)
     return " ".join(escaped.splitlines())  # a newline would end a table row or a list item
 

@@ -74,10 +74,13 @@ def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") 
     """The run's set-up (prepare_run: the one the command line made in this process when it
     made one, so the manifest is read and planned once), then what only a flow run does: name
     it after the manifest, mark the output ours before the first write (a run stopped early
-    still finds it its own), log the weights warning, create the GPU concurrency limit."""
+    still finds it its own), log the manifest's notes and the weights warning, create the GPU
+    concurrency limit."""
     run = take_over(manifest_uri, options) or prepare_run(load_manifest(manifest_uri), options)
     _name_flow_run(run.manifest.name + run_name_suffix)
-    claim_output(run.storage)
+    claim_output(run.storage, run.manifest.name)
+    for note in run.manifest.notes:  # inputs left out or missing: said, and the run goes on
+        get_run_logger().warning("%s: %s", run.manifest.source, note)
     if run.weights_warning:
         get_run_logger().warning(run.weights_warning)
     if options.gpu_limit:

@@ -3,7 +3,10 @@
 The first signal asks the run to stop (tasks.interrupt): the batch running now abandons its
 current image at the next engine iteration, the batches not started fail at once as "stopped",
 and the flow still writes run.json and the gallery for what was done. The command then exits
-128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM). A second signal exits at once.
+128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM). A second signal exits at once, and
+so does the first when the run has not stopped within NST_STOP_GRACE_SECONDS (default 90): a
+frozen object store or a vanished Prefect server can hold a request for minutes (measured: 152 s
+with the S3 store frozen), and a stop must end in bounded time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Callable, Iterator, TypeVar
 from tasks.interrupt import request_stop, reset
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+GRACE_ENV = "NST_STOP_GRACE_SECONDS"
+DEFAULT_GRACE_SECONDS = 90.0
 T = TypeVar("T")
 
 
@@ -33,8 +38,13 @@ def stop_on_signals(command: str) -> Iterator[list[int]]:
             os._exit(128 + signum)
         received.append(signum)
         request_stop(f"stopped by {signal.Signals(signum).name}")
+        grace = _grace_seconds()
         print(f"nst {command}: {signal.Signals(signum).name}: stopping after the current step "
-              "(results written so far are kept; send it again to exit at once)", file=sys.stderr, flush=True)
+              f"(results written so far are kept; send it again to exit at once; exiting anyway in {grace:g} s)",
+              file=sys.stderr, flush=True)
+        timer = threading.Timer(grace, _give_up, (command, signum, grace))
+        timer.daemon = True
+        timer.start()
 
     reset()
     previous = {signum: signal.signal(signum, handle) for signum in HANDLED}
@@ -43,6 +53,21 @@ def stop_on_signals(command: str) -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _grace_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get(GRACE_ENV) or DEFAULT_GRACE_SECONDS))
+    except ValueError:
+        return DEFAULT_GRACE_SECONDS
+
+
+def _give_up(command: str, signum: int, grace: float) -> None:
+    """The run did not stop in time (blocked on storage or the server): exit without its report."""
+    print(f"nst {command}: {signal.Signals(signum).name}: the run did not stop within {grace:g} s (a request to "
+          "the output store or the Prefect server is hanging); exiting now without run.json: rerun the same "
+          "command to finish", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def run_beside_signal_handlers(work: Callable[[], T]) -> T:

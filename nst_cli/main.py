@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from nst_cli import deploy_commands, manifest_commands, output_commands, stylize_command
 from nst_cli.errors import CliError
+from nst_cli.prefect_api import lost_server
 from nst_engine.errors import EngineError
 from tasks.manifest import ManifestError
 from tasks.options import RunOptionsError
@@ -56,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except tuple(kind for kind, _ in EXIT_CODES) as exc:
         return report_error(args.command, exc)
+    except Exception as exc:  # a server that went away is no bug of ours: one line, not a traceback
+        why = lost_server(exc)
+        if why is None:
+            raise
+        print(f"nst {args.command}: error: {why}; results written so far are kept: rerun the same command "
+              "to finish", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def report_error(command: str, exc: BaseException) -> int:

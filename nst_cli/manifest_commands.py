@@ -105,9 +105,13 @@ def _add_scale_flags(run: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
+    for note in manifest.notes:  # a run goes on without these; validation names them
+        print(f"nst validate: {manifest.source}: {note}", file=sys.stderr)
     problems = weights_problems(manifest)
     if problems:
         raise WeightsUnavailableError(manifest.source, problems)
+    if manifest.notes:
+        return 1
     print(f"{args.manifest}: ok ({len(manifest.contents)} contents, {len(manifest.styles)} styles, "
           f"{len(manifest.pairs)} pairs)")
     return 0
@@ -116,10 +120,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Load, prepare (the same set-up the flow uses), show, run."""
     manifest = load_manifest(args.manifest)
+    for note in manifest.notes:  # left out, or failing only their own pairs
+        print(f"warning: {manifest.source}: {note}", file=sys.stderr)
     if args.shards:  # before any work, and before a temporary Prefect server would start
         _check_shard_options(args)
     run = prepare_run(manifest, run_options_from_args(args), fallback_weights=args.fallback_weights,
-                      check_weights=args.dry_run)
+                      check_weights=args.dry_run, dry_run=args.dry_run)
     show_prepared(run, list_todo=args.dry_run, quiet=args.quiet)
     if args.dry_run:
         return 0
@@ -144,8 +150,9 @@ def _finish_without_prefect(run: PreparedRun, *, quiet: bool) -> int:
     """run.json and the gallery of the pairs decided at planning, as the flow would end."""
     report = finish_without_engine(run)
     print_summary(report, rows=not quiet)
-    print(f"gallery: {run.storage.url(GALLERY_KEY)}")
-    return 1 if report["counts"]["failed"] else 0
+    if not report.get("report_error"):  # else print_summary said why there is no gallery
+        print(f"gallery: {run.storage.url(GALLERY_KEY)}")
+    return 1 if report["counts"]["failed"] or report.get("report_error") else 0
 
 
 def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
@@ -165,13 +172,14 @@ def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
         if display is not None:
             display.close()
     print_summary(report, rows=not args.quiet)
-    print(f"gallery: {run.storage.url(GALLERY_KEY)}")
+    if not report.get("report_error"):  # else print_summary said why there is no gallery
+        print(f"gallery: {run.storage.url(GALLERY_KEY)}")
     if signals:
         name = signal.Signals(signals[0]).name
         print(f"nst run: stopped by {name}: {summary_line(report['counts'])}; rerun the same command to finish",
               file=sys.stderr)
         return 128 + signals[0]
-    return 1 if report["counts"]["failed"] or not state.is_completed() else 0
+    return 1 if report["counts"]["failed"] or report.get("report_error") or not state.is_completed() else 0
 
 
 def _uses_dask(args: argparse.Namespace) -> bool:

@@ -21,8 +21,11 @@ import urllib.request
 from pathlib import Path
 from typing import Iterator
 
+from nst_cli.errors import fail
+
 PR_SET_PDEATHSIG = 1
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+HEALTH_TRIES = 3  # a configured PREFECT_API_URL is tried this many times before nst run gives up
 
 
 def _die_with_parent() -> None:  # runs in the child, between fork and exec
@@ -46,6 +49,41 @@ def api_healthy(api_url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def _answers(api_url: str) -> bool:
+    """A few health checks a second apart: a server busy for a moment still counts."""
+    for attempt in range(HEALTH_TRIES):
+        if api_healthy(api_url):
+            return True
+        if attempt + 1 < HEALTH_TRIES:
+            time.sleep(1)
+    return False
+
+
+def lost_server(exc: BaseException) -> str | None:
+    """Why a run failed when the Prefect server stopped answering mid-run (its connection errors,
+    after Prefect's own retries), or None for any other exception."""
+    import httpx  # Prefect's HTTP client: present wherever a run could reach this
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # the error may be wrapped by Prefect
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError):
+            url = getattr(getattr(current, "request", None), "url", None) if _has_request(current) else None
+            where = f" at {url.scheme}://{url.host}:{url.port}" if url is not None else ""
+            return f"the Prefect server{where} stopped answering ({type(current).__name__}: {current})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _has_request(exc: BaseException) -> bool:
+    try:
+        exc.request  # type: ignore[attr-defined]  # httpx raises RuntimeError when none was set
+    except (RuntimeError, AttributeError):
+        return False
+    return True
 
 
 def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -91,6 +129,10 @@ def prefect_api() -> Iterator[str]:
 
     configured = PREFECT_API_URL.value()
     if configured:
+        if not _answers(str(configured)):  # else Prefect retries for minutes, then a long traceback
+            fail(f"PREFECT_API_URL={configured} does not answer ({configured}/health, {HEALTH_TRIES} tries): "
+                 "start that server (prefect server start), fix the URL, or unset PREFECT_API_URL to run "
+                 "with a temporary local server", code=1)
         yield str(configured)
         return
     process, api_url = start_server(Path(PREFECT_HOME.value()) / "nst-temporary-server.log")

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nst_engine.optimize import ProgressEvent
+from tasks.display import shown as displayed
 from tasks.layout import FAILED, PairOutcome
 from tasks.plan import Plan
 from tasks.progress import ProgressSink, Tally, plan_in_words
@@ -144,9 +145,11 @@ def print_summary(report: dict[str, Any], *, rows: bool = True) -> None:
                 print("  " + "  ".join(x for x in (o.label, o.status, _loss(o), o.time_text()) if x))
         if len(made) > len(shown):
             print(f"  ... and {len(made) - len(shown)} more: see run.json")
+    if report.get("report_error"):  # the results are there, but run.json / the gallery are not
+        print(f"error: could not write run.json and the gallery: {report['report_error']}", file=sys.stderr)
     for o in outcomes:
         if o.status == FAILED:
-            line = f"failed {o.label}: {o.reason}"
+            line = displayed(f"failed {o.label}: {o.reason}")
             if sys.stderr.isatty():
                 Console(file=sys.stderr, highlight=False).print(Text(line, style="red"))
             else:  # whole lines for logs and grep (rich would wrap at 80 columns)

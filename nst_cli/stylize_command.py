@@ -16,7 +16,7 @@ from nst_engine.files import write_atomic
 from nst_engine.images import fit_size, save_image
 from nst_engine.optimize import MIN_SIDE
 from nst_engine.provenance import build_provenance, sha256_bytes
-from nst_engine.snapshots import save_every
+from nst_engine.snapshots import save_every, snapshot_paths
 from tasks.output_guard import check_stylize_output
 
 
@@ -57,7 +57,9 @@ def stylize_files(content: Path, styles: Sequence[Path], output: Path, config: E
     Refuses, before any work, to write over an input or a file it did not make (unless
     `overwrite`), and an output format it cannot write (OutputRefusedError).
     """
-    check_stylize_output(output, provenance_path(output), [content, *styles], overwrite=overwrite)
+    snapshots = snapshot_paths(output, config.iterations_per_scale(), save_every_n) if save_every_n else []
+    check_stylize_output(output, provenance_path(output), [content, *styles], overwrite=overwrite,
+                         snapshots=snapshots)
     blobs = {path: _read(path) for path in (content, *styles)}
     content_image = load_image(blobs[content], name=str(content))
     style_images = [load_image(blobs[path], name=str(path)) for path in styles]
@@ -80,6 +82,8 @@ def stylize_files(content: Path, styles: Sequence[Path], output: Path, config: E
               "styles": [{"path": str(p), "sha256": sha256_bytes(blobs[p])} for p in styles]}
     record = build_provenance(config, result.weights, result.losses[0], result.seconds, result.device, inputs,
                               optimization=result.optimization(0))
+    # The snapshots this command wrote: a rerun may replace them, and no other file of that name.
+    record["snapshots"] = [path.name for path in snapshots if path.is_file()]
     save_image(result.pil_images()[0], output)
     write_atomic(provenance_path(output), json.dumps(record, indent=2).encode())  # after the image
     return record

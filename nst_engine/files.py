@@ -19,10 +19,29 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            # On disk before the rename: after a power loss the name holds all of the bytes or the
+            # old file, never a 0-byte file that looks done (ext4/xfs may order the rename first).
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (where the platform can sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and Windows) cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from nst_engine.errors import ImageError
 from nst_engine.files import write_atomic
@@ -41,7 +41,38 @@ def load_image(source: str | os.PathLike[str] | bytes, *, name: str | None = Non
     with decoding(label):
         image = _open(data, label, max_pixels)
         image.load()  # decode now so truncation is caught here, not later
-        return to_rgb(ImageOps.exif_transpose(image))
+        return to_rgb(ImageOps.exif_transpose(to_srgb(image)))
+
+
+# The engine works in sRGB (VGG-19 was trained on sRGB photos, and results are written untagged).
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_MODE_OF_SPACE = {"RGB": "RGB", "CMYK": "CMYK", "GRAY": "L"}  # an ICC colour space -> the Pillow mode it reads
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """Pixels described by an embedded ICC profile (Display P3, Adobe RGB, a CMYK press profile)
+    converted to sRGB, so a wide-gamut photo is not read as if it were sRGB (its colours would
+    come out dull or shifted). Untagged images, and profiles that cannot be used, stay as they are."""
+    icc = image.info.get("icc_profile")
+    if not icc:
+        return image
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        mode = _MODE_OF_SPACE.get(profile.profile.xcolor_space.strip().upper())
+        if mode is None:
+            return image
+        source = to_rgb(image) if mode == "RGB" else image  # alpha composited first, as to_rgb would
+        if source.mode != mode:
+            return image  # a profile that does not describe these pixels: ignored
+        converted = ImageCms.profileToProfile(source, profile, _SRGB, outputMode="RGB")
+    except (OSError, ValueError, ImageCms.PyCMSError):  # an unreadable or unusable profile
+        return image
+    if converted is None:
+        return image
+    converted.info = {k: v for k, v in image.info.items() if k != "icc_profile"}
+    if "exif" in image.info or image.getexif():  # keep the orientation for exif_transpose
+        converted.info["exif"] = image.getexif().tobytes()
+    return converted
 
 
 def image_size(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:

@@ -39,7 +39,7 @@ CUDA_WORKSPACE_BYTES = 1 << 30
 # Pairs x pixels is capped at what 100 pairs cost at 1024 x 1024 (2.5 GB), so every size up to
 # that keeps lbfgs_history as set (results unchanged); larger images keep fewer, down to
 # MIN_LBFGS_HISTORY (10 reached the same loss as 100 at print sizes in the research the
-# blocks come from, issue 20).
+# block-wise evaluation comes from, docs/print-sizes.md).
 LBFGS_HISTORY_VALUES = 100 * 1024 * 1024
 MIN_LBFGS_HISTORY = 10
 

@@ -7,9 +7,10 @@ of Prefect's memory).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -21,10 +22,11 @@ from nst_engine.images import encode_image, resize_max_side, thumbnail, to_tenso
 from nst_engine.optimize import MIN_SIDE, resolve_device, style_block_planner, style_tensors
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
+from tasks.integrity import check_weights, read_checked
 from tasks.interrupt import RunStopped, stop_reason
 from tasks.layout import DONE, FAILED, PairOutcome
 from tasks.plan import PairJob, StyleJob, check_working_sizes
-from tasks.stores import Storage, StorageError, read_uri
+from tasks.stores import Storage, StorageError
 from tasks.style_cache import StyleCache, style_key
 from tasks.weights import local_weights
 
@@ -58,8 +60,12 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
     config = EngineConfig(weights=job.weights, pooling=job.pooling, style_layers=job.layers, device=device,
                           style_statistic=job.statistic)
     torch_device = resolve_device(device)
+    # The entry is stored under a key made of what planning hashed: only those bytes may fill it.
+    check_weights(job.weights, job.weights_id)
     extractor, _ = extractor_for(config, torch_device)
-    images = [load_image(read_uri(uri), name=uri) for uri in job.uris]
+    check_weights(job.weights, job.weights_id)  # and not swapped while the extractor loaded
+    shas: Sequence[str | None] = job.sha256s or [None] * len(job.uris)
+    images = [load_image(read_checked(uri, sha), name=uri) for uri, sha in zip(job.uris, shas)]
     tensors = style_tensors(images, job.side, None, config)
     # A print-size style image (size: 4096) runs in blocks when one pass does not fit: the same statistic.
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
@@ -85,8 +91,10 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
         raise BatchFailed([job.failed(f"not started: {stopped}; rerun to finish it") for job in jobs])
     for job in jobs:
         try:
-            content = load_image(read_uri(job.content_uri), name=job.content_uri)
-            styles = [load_image(read_uri(uri), name=uri) for uri in job.style_uris]
+            planned = job.inputs.get("style", {}).get("sha256") or [None] * len(job.style_uris)  # type: ignore[attr-defined]
+            content = load_image(read_checked(job.content_uri, job.inputs.get("content", {}).get("sha256")),  # type: ignore[attr-defined]
+                                 name=job.content_uri)
+            styles = [load_image(read_checked(uri, sha), name=uri) for uri, sha in zip(job.style_uris, planned)]
             check_working_sizes(job.config, (job.content_uri, content.size),  # a file changed since planning
                                 [(uri, image.size) for uri, image in zip(job.style_uris, styles)])
             ready.append(_Ready(job, content, styles))
@@ -114,7 +122,13 @@ def _run_engine(ready: list[_Ready], output: Storage, cache: StyleCache, outcome
     """One engine call for the `ready` pairs (same settings), then each result written."""
     config = ready[0].job.config
     device = resolve_device(config.device)
-    extractor, weights = extractor_for(config, device)
+    try:  # results are recorded under fingerprints made of the planned weights: only those may make them
+        check_weights(config.weights, ready[0].job.weights_id)
+        extractor, weights = extractor_for(config, device)
+        check_weights(config.weights, ready[0].job.weights_id)
+    except StorageError as exc:
+        _fail_all(ready, outcomes, str(exc))
+        return
     targets = _BatchTargets(ready, cache, config, extractor, device, weights_identity(local_weights(config.weights)),
                             memory_budget)
     try:
@@ -191,7 +205,10 @@ def _write_result(job: PairJob, item: Any, weights: Any, result: Any, output: St
                                   extra={"pair": job.name, "batch": item.batch, "precision": result.precision,
                                          "peak_memory_bytes_per_image": item.peak_memory_bytes})
         meta = {"fingerprint": job.fingerprint, "content": job.content, "style": job.style}
-        output.write(job.image_key, encode_image(image), content_type="image/png", metadata=meta)
+        png = encode_image(image)
+        # What a later plan checks before it counts the pair done (tasks/plan.py _is_done).
+        record["image"] = {"bytes": len(png), "sha256": hashlib.sha256(png).hexdigest()}
+        output.write(job.image_key, png, content_type="image/png", metadata=meta)
         output.write(job.thumbnail_key, encode_image(thumbnail(image), "JPEG", 85),
                      content_type="image/jpeg", metadata=meta)
         output.write(job.provenance_key, json.dumps(record, indent=2).encode(),  # last: marks it done

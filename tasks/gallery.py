@@ -19,6 +19,7 @@ from nst_engine.weight_sources import weights_credit
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, load_image, thumbnail
 from tasks import layout
+from tasks.display import shown
 from tasks.manifest import ImageRef, Manifest
 from tasks.stores import Storage, StorageError, read_uri
 
@@ -79,14 +80,14 @@ def gallery_html(page: GalleryPage) -> str:
     for content in page.content_ids:
         cells = "".join(f"<td>{_cell(content, style, by_pair.get((content, style)))}</td>" for style in page.style_ids)
         rows.append(f"<tr><th class=\"content\">{_header('content', content, page)}</th>{cells}</tr>")
-    banner = f'<p class="warning" id="weights-warning">{html.escape(page.warning)}</p>' if page.warning else ""
+    banner = f'<p class="warning" id="weights-warning">{_escape(page.warning)}</p>' if page.warning else ""
     credit = weights_credit(str(page.settings.get("weights", "")))
-    footer = f'<footer id="credits"><p>{html.escape(credit)}</p></footer>' if credit else ""
+    footer = f'<footer id="credits"><p>{_escape(credit)}</p></footer>' if credit else ""
     counts = ", ".join(f"{page.counts.get(s, 0)} {s}" for s in layout.STATUSES)
-    settings = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(_text(v))}</li>"
+    settings = "".join(f"<li><code>{_escape(k)}</code>: {_escape(_text(v))}</li>"
                        for k, v in page.settings.items())
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(page.title)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{_escape(page.title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font-family: sans-serif; margin: 1em; }}
@@ -108,14 +109,19 @@ td {{ min-width: 72px; max-width: 160px; font-size: 0.75em; }}
 .warning {{ background: #fee; border: 2px solid #b00; padding: 0.6em; font-weight: bold; }}
 footer {{ color: #555; font-size: 0.8em; margin-top: 1em; }}
 </style></head>
-<body><h1>{html.escape(page.title)}</h1>{banner}
-<p class="summary" id="summary">{html.escape(counts)}{f" &middot; finished {html.escape(_when(page.finished))}" if page.finished else ""}</p>
+<body><h1>{_escape(page.title)}</h1>{banner}
+<p class="summary" id="summary">{_escape(counts)}{f" &middot; finished {_escape(_when(page.finished))}" if page.finished else ""}</p>
 <details id="settings"><summary>settings</summary><ul>{settings}</ul></details>
 <div class="scroll"><table id="grid"><thead><tr><th>content \\ style</th>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
 {footer}
 </body></html>
 """
+
+
+def _escape(text: str, quote: bool = True) -> str:
+    """User text as inert HTML that reads as written (tasks/display.py)."""
+    return html.escape(shown(text), quote)
 
 
 def _when(iso: str) -> str:
@@ -135,20 +141,20 @@ def _text(value: Any) -> str:
 
 def _header(kind: str, ident: str, page: GalleryPage) -> str:
     key = page.input_thumbs.get(f"{kind}:{ident}")
-    picture = f'<img src="{html.escape(key, quote=True)}" alt="{kind} {html.escape(ident, quote=True)}">' if key else ""
-    return f"{picture}<span>{html.escape(ident)}</span>"
+    picture = f'<img src="{_escape(key, quote=True)}" alt="{kind} {_escape(ident, quote=True)}">' if key else ""
+    return f"{picture}<span>{_escape(ident)}</span>"
 
 
 def _cell(content: str, style: str, outcome: Mapping[str, Any] | None) -> str:
     if outcome is None:
         return ""
     if outcome["status"] == layout.FAILED:
-        reason = html.escape(outcome.get("reason", ""))
+        reason = _escape(outcome.get("reason", ""))
         return f'<div class="failed"><b>failed</b>: {reason}</div>'
     record = layout.PairOutcome.from_dict(outcome)
-    name = html.escape(record.name, quote=True)
-    image = html.escape(layout.image_key(content, style), quote=True)
-    thumb = html.escape(layout.thumbnail_key(content, style), quote=True)
+    name = _escape(record.name, quote=True)
+    image = _escape(layout.image_key(content, style), quote=True)
+    thumb = _escape(layout.thumbnail_key(content, style), quote=True)
     meta = []
     if record.losses:
         meta.append(f"loss {record.losses['total']:.3g}")
@@ -156,5 +162,5 @@ def _cell(content: str, style: str, outcome: Mapping[str, Any] | None) -> str:
         meta.append(record.time_text())
     if record.status == layout.SKIPPED:
         meta.append("skipped: done before")
-    return (f'<a href="{image}"><img src="{thumb}" alt="{html.escape(layout.pair_label(content, style))}" '
-            f'data-pair="{name}"></a><div class="meta">{html.escape(" · ".join(meta))}</div>')
+    return (f'<a href="{image}"><img src="{thumb}" alt="{_escape(layout.pair_label(content, style))}" '
+            f'data-pair="{name}"></a><div class="meta">{_escape(" · ".join(meta))}</div>')

@@ -7,6 +7,7 @@
 <output>/thumbs/inputs/<kind>/<id>.jpg      a content's or style's own thumbnail (gallery headers)
 <output>/index.html                        the gallery
 <output>/run.json                          the run report
+<output>/.nst-output                       the marker: this folder is a pipeline output
 <output>/shards/<i>-of-<n>.json            a shard's report (sharded runs)
 ```
 """
@@ -21,6 +22,7 @@ RESULTS_PREFIX = "results"
 THUMBS_PREFIX = "thumbs"
 SHARDS_PREFIX = "shards"
 GALLERY_KEY = "index.html"
+OUTPUT_MARKER = ".nst-output"  # marks a folder as a pipeline output (tasks/output_guard.py)
 REPORT_KEY = "run.json"
 PAIR_SEPARATOR = "--"  # ids may not contain it (tasks/manifest.py), so names split back uniquely
 

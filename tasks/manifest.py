@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
-from tasks.layout import pair_label
+from tasks.layout import OUTPUT_MARKER, pair_label
 from tasks.manifest_yaml import YamlError, read_yaml
-
 from tasks.stores import (BACKENDS, GLOB_CHARS, ObjectInfo, StorageError, glob_objects, join, object_stem,
                           parent_of, read_uri, scheme_of, split_object, supported_schemes, uri_problem)
+from tasks.system_folders import refused_folder
 
 if TYPE_CHECKING:
     from nst_engine.config import EngineConfig
@@ -113,6 +113,10 @@ class Manifest:
     # What the listing of each object-store glob said about the objects it matched (size and
     # ETag), by URI: planning takes their identity from here instead of asking again.
     listed: Mapping[str, ObjectInfo] = field(default_factory=dict, compare=False, repr=False)
+    # What a run goes on without, but a person should hear of: a glob match left out (a name that
+    # is no safe id), an input file missing now (its pairs fail, the others run). `nst validate`
+    # reports them as problems; `nst run` and the flow as warnings.
+    notes: tuple[Problem, ...] = field(default=(), compare=False)
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -174,9 +178,9 @@ def parse_manifest(text: str, *, base_dir: Path | str, source: str) -> Manifest:
     for message in duplicates:  # reported with every other problem, not alone
         checker.fail("(yaml)", message)
     manifest = checker.manifest(data, source)
-    if checker.problems or manifest is None:
+    if len(checker.problems) > len(checker.notes) or manifest is None:
         raise ManifestError(source, checker.problems)
-    return dataclasses.replace(manifest, listed=checker.listed)
+    return dataclasses.replace(manifest, listed=checker.listed, notes=tuple(checker.notes))
 
 
 def with_engine_changes(manifest: Manifest, **changes: Any) -> Manifest:
@@ -211,6 +215,22 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return f"a list {text}"
     return f"{type(value).__name__} {text}"
+
+
+ID_RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit, no '--', at most 100 characters"
+
+
+def _safe_id(ident: str) -> bool:
+    return bool(ID_PATTERN.fullmatch(ident)) and "--" not in ident
+
+
+def _shape(value: Any) -> str:
+    """What a value is, without quoting any of it (for documents that may not be manifests)."""
+    if isinstance(value, str):
+        return f"text of {len(value)} characters"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return "nothing" if value is None else f"a {type(value).__name__}"
 
 
 def _show(value: Any) -> str:
@@ -248,10 +268,18 @@ class _Checker:
         self.engine_type = engine_type
         self.problems: list[Problem] = []
         self.listed: dict[str, ObjectInfo] = {}
+        self.notes: list[Problem] = []
+        self.outputs: list[str] = []  # this manifest's output and cache: never inputs of its globs
+        self._marked: dict[Path, bool] = {}  # folder -> holds a pipeline output's marker
         self._engine_memo: dict[tuple[int, str], tuple[EngineConfig, EngineConfig]] = {}
 
     def fail(self, field: str, message: str) -> None:
         self.problems.append(Problem(field, message))
+
+    def note(self, problem: Problem) -> None:
+        """A problem a run goes on without (see Manifest.notes); listed with the others in order."""
+        self.problems.append(problem)
+        self.notes.append(problem)
 
     # ---- top level ------------------------------------------------------------------------
     def manifest(self, data: Any, source: str) -> Manifest | None:
@@ -259,7 +287,14 @@ class _Checker:
             self.fail("(top level)", "the manifest is empty; start with `version: 1` and `name: ...`")
             return None
         if not isinstance(data, dict):
-            self.fail("(top level)", f"expected a mapping with keys {', '.join(TOP_KEYS)}; got {_kind(data)}")
+            # Not quoted: a flow started through the API may be pointed at any file (/etc/passwd),
+            # and this message reaches its state and logs.
+            self.fail("(top level)", f"expected a mapping with keys {', '.join(TOP_KEYS)}; got {_shape(data)}: "
+                                     "is this an nst manifest?")
+            return None
+        if not any(key in TOP_KEYS for key in data):  # not a manifest at all: say so, quote nothing
+            self.fail("(top level)", f"is not an nst manifest: none of its {len(data)} keys is one of "
+                                     f"{', '.join(TOP_KEYS)}; start with `version: {MANIFEST_VERSION}`")
             return None
         for key in data:
             if key not in TOP_KEYS:
@@ -272,6 +307,11 @@ class _Checker:
         else:
             output = self.location(output_value, "output")
         cache = None if data.get("cache") is None else self.location(data["cache"], "cache")
+        self.outputs = [location for location in (output, cache) if location]
+        if cache and scheme_of(cache) is None:  # the cache is written like an output: the same folders refused
+            problem = refused_folder(Path(cache), "cache")
+            if problem:
+                self.fail("cache", problem)
         contents, content_ids = self.images(data.get("contents"), "contents", CONTENT_KEYS)
         styles, style_ids = self.images(data.get("styles"), "styles", STYLE_KEYS)
         engine_value = data.get("engine")
@@ -377,9 +417,13 @@ class _Checker:
             expanded = Path(value).expanduser()
             pattern = str(expanded) if expanded.is_absolute() else os.path.join(
                 glob.escape(str(self.base_dir)), str(expanded))  # the folder's own name is no glob
-            matches = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+            found = sorted(m for m in glob.glob(pattern, recursive=True) if os.path.isfile(m))
+            first = GLOB_CHARS.search(pattern)
+            base = Path(os.path.dirname(pattern[:first.start()] if first else pattern)).resolve()
+            matches = [m for m in found if not self.in_an_output(Path(m).resolve(), base)]
             if not matches:
-                self.fail(field, f"the glob {_show(value)} matches no file (looked for {path})")
+                outputs = f" ({len(found)} left out: results of a pipeline output)" if found else ""
+                self.fail(field, f"the glob {_show(value)} matches no file{outputs} (looked for {path})")
                 return None
             return [str(Path(m).resolve()) for m in matches]
         if path.is_file():
@@ -387,8 +431,9 @@ class _Checker:
         if path.is_dir():
             self.fail(field, f"{_show(value)} is a folder ({path}); name a file, or a glob like "
                              f"'{value.rstrip('/')}/*.jpg'")
-        else:
-            self.fail(field, f"no such file {_show(value)} (looked in {path.parent})")
+        else:  # gone since it was listed: its pairs fail at planning, the others still run
+            self.note(Problem(field, f"no such file {_show(value)} (looked in {path.parent})"))
+            return [str(path.resolve())]
         return None
 
     def object_glob(self, value: str, pattern: str, field: str) -> list[str] | None:
@@ -399,7 +444,8 @@ class _Checker:
         except StorageError as exc:
             self.fail(field, f"cannot list the glob {where!r}: {exc.detail}")
             return None
-        images = [(uri, info) for uri, info in matches if PurePosixPath(info.key).suffix.lower() in IMAGE_SUFFIXES]
+        images = [(uri, info) for uri, info in matches if PurePosixPath(info.key).suffix.lower() in IMAGE_SUFFIXES
+                  and not any(uri.startswith(output.rstrip("/") + "/") for output in self.outputs)]
         if not images:
             others = f" ({len(matches)} matched, none an image)" if matches else ""
             self.fail(field, f"the glob {where!r} matches no image{others}; images are named "
@@ -422,16 +468,21 @@ class _Checker:
             self.fail(field, "is empty; list at least one image")
             return (), declared
         refs: list[ImageRef] = []
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str]] = {}  # casefolded id -> (where first, as written)
         for index, item in enumerate(value):
             path = f"{field}[{index}]"
             for ident, ref, where in self.image(item, path, keys):
                 declared.add(ident)
-                if ident in seen:
-                    self.fail(f"{path}.id", f"duplicate id {_show(ident)}{where} (also at {seen[ident]}); "
-                                            f"ids must be unique within {field}")
+                # Ids name result files: 'Louvre' and 'louvre' are one file on a case-insensitive
+                # disk (macOS, Windows) or a bucket synced to one, so they count as the same id.
+                folded = ident.casefold()
+                if folded in seen:
+                    first, written = seen[folded]
+                    case = "" if written == ident else f" ({_show(written)} differs only in case: both name one file)"
+                    self.fail(f"{path}.id", f"duplicate id {_show(ident)}{where} (also at {first}){case}; "
+                                            f"ids must be unique within {field}, ignoring case")
                     continue
-                seen[ident] = path
+                seen[folded] = (path, ident)
                 if ref is not None:
                     refs.append(ref)
         return tuple(refs), declared
@@ -443,6 +494,10 @@ class _Checker:
             found = []
             for uri in uris:
                 ident = object_stem(uri)
+                if GLOB_CHARS.search(item) and not _safe_id(ident):  # one odd name must not block a nightly run
+                    self.note(Problem(path, f"left out {_show(uri)}: its name {_show(ident)} is not safe as an id "
+                                                    f"({ID_RULE}); rename it, or list it as {{id: ..., uri: ...}}"))
+                    continue
                 if self.valid_id(ident, f"{path}.id", f" (the name of {uri}); rename the file or "
                                                        "list it as {id: ..., uri: ...}"):
                     found.append((ident, ImageRef(ident, (uri,), (1.0,)), f" from {uri}"))
@@ -473,10 +528,25 @@ class _Checker:
         return [(ident, ImageRef(ident, tuple(uris), blend), "")]
 
     def valid_id(self, ident: str, field: str, suffix: str) -> bool:
-        if ID_PATTERN.fullmatch(ident) and "--" not in ident:
+        if _safe_id(ident):
             return True
-        self.fail(field, f"id {_show(ident)} is not safe as a file name{suffix}: use letters, digits, '.', '_' "
-                         "or '-', starting with a letter or digit, no '--', at most 100 characters")
+        self.fail(field, f"id {_show(ident)} is not safe as a file name{suffix}: use {ID_RULE}")
+        return False
+
+    def in_an_output(self, path: Path, base: Path) -> bool:
+        """A file of this manifest's output or cache, or of a folder holding a pipeline output's
+        marker that the glob descended into below `base` (its literal folder): a glob over the
+        inputs' folder must not pick up the pipeline's own results. A glob written inside an
+        output (`old-run/results/*.png`, results stylized again) is taken as meant."""
+        if any(scheme_of(o) is None and path.is_relative_to(Path(o).resolve()) for o in self.outputs):
+            return True
+        for folder in path.parents:
+            if folder == base or not folder.is_relative_to(base):
+                return False
+            if folder not in self._marked:
+                self._marked[folder] = (folder / OUTPUT_MARKER).is_file()
+            if self._marked[folder]:
+                return True
         return False
 
     def uris(self, item: dict[Any, Any], path: str, *, blend_allowed: bool) -> tuple[list[str] | None, int]:

@@ -61,8 +61,8 @@ def _check_graph(root: Node, text: str) -> list[str]:
         if isinstance(node, MappingNode):
             duplicates += _duplicate_keys(node)
             children = [part for pair in node.value for part in pair]
-        else:
-            children = node.value
+        else:  # a sequence's items; a scalar document (`hello`) has none
+            children = node.value if isinstance(node, SequenceNode) else []
         for child in children:
             if child.__class__ is ScalarNode:
                 continue

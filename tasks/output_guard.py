@@ -4,6 +4,9 @@ An output location belongs to the pipeline when it is missing, empty, or holds t
 marker (OUTPUT_MARKER, written by claim_output when a run starts) or a run.json in the
 pipeline's report format. Filesystem roots, the home folder and system folders are never
 outputs; the manifest's own folder is one only while it holds nothing but the manifest.
+`--allow-non-empty-output` (or the same run option through the API) lets a run write beside a
+user's files, never over names the pipeline writes (index.html, run.json, results/, ...). One
+output holds one manifest's run: another manifest's is refused (run.json or the marker names it).
 `nst stylize` never writes over its inputs, and replaces an existing file only when it made it
 (the provenance JSON beside the image says so) or when told to (`overwrite`).
 
@@ -20,21 +23,18 @@ from typing import Sequence
 
 from nst_engine.errors import ImageError
 from nst_engine.images import format_for
-from tasks.layout import REPORT_KEY
+from tasks.layout import GALLERY_KEY, OUTPUT_MARKER, REPORT_KEY, RESULTS_PREFIX, SHARDS_PREFIX, THUMBS_PREFIX
 from tasks.report import is_run_report
 from tasks.manifest import Manifest
 from tasks.stores import Storage, StorageError, is_local, read_json
 from tasks.stores.local import LocalStorage
+from tasks.system_folders import refused_folder
 
-OUTPUT_MARKER = ".nst-output"
 MARKER_CONTENT = {"written_by": "nst-pipeline", "purpose": "marks this folder as an nst-pipeline output"}
 
-# Never an output, nor anything inside them: the system's own files.
-SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
-                "/sys", "/usr", "/var/lib", "/var/log", "/System", "/Library", "/Applications")
-# Never an output themselves (their subfolders may be: /tmp/run, /home/me/out, /Volumes/disk/out).
-SYSTEM_FOLDERS = ("/home", "/Users", "/root", "/var", "/opt", "/srv", "/mnt", "/media", "/run", "/tmp",
-                  "/snap", "/private", "/private/var", "/private/tmp", "/Volumes")
+# What a run writes at the top of its output: a folder holding any of them that is not ours is refused
+# even with --allow-non-empty-output (that flag allows other files beside the run, not replacing them).
+PIPELINE_NAMES = (OUTPUT_MARKER, GALLERY_KEY, REPORT_KEY, RESULTS_PREFIX, THUMBS_PREFIX, SHARDS_PREFIX)
 _SHOWN_ENTRIES = 3  # how many of a folder's entries a refusal names
 
 
@@ -43,17 +43,25 @@ class OutputRefusedError(Exception):
 
 
 def check_output_location(storage: Storage, *, manifest: Path | None = None,
-                          allow_non_empty: bool = False) -> None:
+                          allow_non_empty: bool = False, name: str | None = None) -> None:
     """Refuse an output location that is not the pipeline's to write (see the module docstring).
 
     `manifest`: the manifest file, when the run has one (its folder is refused while it holds
     anything else). `allow_non_empty`: the user's explicit consent to write into a non-empty
     folder that is not a pipeline output; roots, home and system folders are refused anyway.
+    `name`: the run's manifest name; an output that another manifest's run wrote is refused (its
+    run.json and gallery would be taken over, and its rerun would find "nothing to do").
     """
     root = storage.root if isinstance(storage, LocalStorage) else None
     if root is not None:
         _check_local_folder(root)
     if is_pipeline_output(storage):
+        owner = output_owner(storage)
+        if name is not None and owner is not None and owner != name:
+            raise OutputRefusedError(
+                f"output {storage.uri} holds the run of the manifest named {owner!r}, not {name!r}: two manifests "
+                "in one output would take over each other's run.json and gallery; give this manifest its own "
+                f"output (or remove {REPORT_KEY} and {OUTPUT_MARKER} there to hand the folder over)")
         return
     entries = _top_entries(storage)
     if root is not None and manifest is not None and root == manifest.expanduser().resolve().parent:
@@ -69,6 +77,11 @@ def check_output_location(storage: Storage, *, manifest: Path | None = None,
             f"output {storage.uri} is not empty ({_names(entries)}) and is not an nst-pipeline output (no "
             f"{OUTPUT_MARKER} or run.json of this pipeline); give a new or empty folder, or allow writing "
             "into a non-empty folder explicitly (nst run --allow-non-empty-output)")
+    ours = sorted({entry.split("/")[0] for entry in entries} & set(PIPELINE_NAMES))
+    if ours:  # even with consent: a user's index.html or results/ is never replaced (nor marked ours)
+        raise OutputRefusedError(
+            f"output {storage.uri} holds {_names(ours)} that this pipeline would write over, and is not an "
+            f"nst-pipeline output (no {OUTPUT_MARKER} or run.json of this pipeline); give a new or empty folder")
 
 
 def local_manifest_path(manifest: Manifest) -> Path | None:
@@ -80,26 +93,61 @@ def is_pipeline_output(storage: Storage) -> bool:
     """Whether `storage` holds the pipeline's marker or a run.json in its report format."""
     try:
         if storage.exists(OUTPUT_MARKER):
-            return read_json(storage, OUTPUT_MARKER) == MARKER_CONTENT
+            marker = read_json(storage, OUTPUT_MARKER)
+            return isinstance(marker, dict) and all(marker.get(k) == v for k, v in MARKER_CONTENT.items())
         return storage.exists(REPORT_KEY) and is_run_report(read_json(storage, REPORT_KEY))
     except StorageError:
         return False
 
 
-def claim_output(storage: Storage) -> None:
+def output_owner(storage: Storage) -> str | None:
+    """The name of the manifest whose run an output holds: its run.json's, else the marker's
+    (a run stopped before its report); None when neither says."""
+    report = read_json(storage, REPORT_KEY)
+    if is_run_report(report):
+        return report["name"]  # type: ignore[index]
+    marker = read_json(storage, OUTPUT_MARKER)
+    return marker["name"] if isinstance(marker, dict) and isinstance(marker.get("name"), str) else None
+
+
+def claim_output(storage: Storage, name: str | None = None) -> None:
     """Mark `storage` as this pipeline's output (before the first result is written), so a run
-    stopped before its run.json still finds its folder its own next time."""
+    stopped before its run.json still finds its folder its own next time; `name`: the manifest's."""
     if not storage.exists(OUTPUT_MARKER):
-        storage.write(OUTPUT_MARKER, (json.dumps(MARKER_CONTENT) + "\n").encode(), content_type="application/json")
+        marker = {**MARKER_CONTENT, **({"name": name} if name else {})}
+        storage.write(OUTPUT_MARKER, (json.dumps(marker) + "\n").encode(), content_type="application/json")
 
 
-def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], *, overwrite: bool = False) -> None:
+def report_is_current(storage: Storage, name: str) -> bool:
+    """Whether the output's run.json and gallery are there and this manifest's: when not, a rerun
+    with nothing left to stylize still writes them (a lost run.json, a gallery never written)."""
+    try:
+        report = read_json(storage, REPORT_KEY)
+        return is_run_report(report) and report["name"] == name and storage.exists(GALLERY_KEY)  # type: ignore[index]
+    except StorageError:
+        return False
+
+
+def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], *, overwrite: bool = False,
+                         snapshots: Sequence[Path] = ()) -> None:
     """For `nst stylize`: refuse, before any work, an image format that cannot be written, an
     output that is one of the inputs, and replacing a file the command did not make.
 
     `provenance` is the JSON written beside `image`. Files it made itself (an image with this
     pipeline's provenance beside it) may be replaced; any other existing file only with `overwrite`.
+    `snapshots`: every file `--save-every` may write; never an input, and an existing one only
+    when the provenance beside `image` lists it as made by nst stylize (or with `overwrite`).
     """
+    made_snapshots = _snapshots_made(image, provenance)
+    for snapshot in snapshots:
+        for source in inputs:
+            if _same_file(snapshot, source):
+                raise OutputRefusedError(f"--save-every would write {snapshot}, which is an input ({source}): "
+                                         "give another output name, or another --save-every")
+    foreign = [str(p) for p in snapshots if (p.exists() or p.is_symlink()) and p.name not in made_snapshots]
+    if foreign and not overwrite:
+        raise OutputRefusedError(f"--save-every would replace {_names(foreign)}, not made by nst stylize; give "
+                                 "another output name, or --overwrite to replace them")
     try:
         format_for(image)
     except ImageError as exc:
@@ -120,34 +168,11 @@ def check_stylize_output(image: Path, provenance: Path, inputs: Sequence[Path], 
 # ---- helpers ------------------------------------------------------------------------------
 def _check_local_folder(root: Path) -> None:
     """Roots, the home folder and system folders are refused whatever they hold."""
-    if root.parent == root:
-        raise OutputRefusedError(f"output {root} is a filesystem root; give a folder of its own, e.g. ./out/<name>")
-    if root == _home():
-        raise OutputRefusedError(f"output {root} is your home folder; give a folder of its own inside it, "
-                                 f"e.g. {root / 'nst-out'}")
-    for folder in SYSTEM_FOLDERS:
-        if root in _spellings(folder):
-            raise OutputRefusedError(f"output {root} is a system folder; give a folder of its own inside it "
-                                     f"or elsewhere, e.g. {root / 'nst-out'}")
-    for tree in SYSTEM_TREES:
-        if any(root == top or top in root.parents for top in _spellings(tree)):
-            raise OutputRefusedError(f"output {root} is inside the system folder {tree}; give a folder in your "
-                                     "own space, e.g. ./out/<name>")
+    problem = refused_folder(root, "output")
+    if problem:
+        raise OutputRefusedError(problem)
     if root.exists() and not root.is_dir():
         raise OutputRefusedError(f"output {root} is a file; give a folder")
-
-
-def _spellings(folder: str) -> set[Path]:
-    """A system folder as written and as it resolves (/etc is /private/etc on macOS)."""
-    path = Path(folder)
-    return {path, path.resolve()}
-
-
-def _home() -> Path | None:
-    try:
-        return Path.home().resolve()
-    except (RuntimeError, KeyError):  # no HOME and no password entry
-        return None
 
 
 def _top_entries(storage: Storage) -> list[str]:
@@ -180,6 +205,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.expanduser().resolve() == b.expanduser().resolve()
 
 
+def _snapshots_made(image: Path, provenance: Path) -> set[str]:
+    """The snapshot file names a provenance record beside `image` says nst stylize wrote."""
+    if not _made_by_stylize(image, provenance):
+        return set()
+    try:
+        names = json.loads(provenance.read_bytes()).get("snapshots") or []
+    except (OSError, ValueError):
+        return set()
+    return {name for name in names if isinstance(name, str)}
+
+
 def _made_by_stylize(image: Path, provenance: Path) -> bool:
     """An image with this pipeline's provenance record beside it (build_provenance's keys)."""
     if not (image.is_file() and provenance.is_file()):
@@ -192,4 +228,5 @@ def _made_by_stylize(image: Path, provenance: Path) -> bool:
 
 
 __all__ = ["OUTPUT_MARKER", "OutputRefusedError", "check_output_location", "check_stylize_output", "claim_output",
+           "output_owner", "report_is_current",
            "is_pipeline_output"]

@@ -12,13 +12,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from nst_engine import EngineConfig
 from nst_engine.errors import ImageError
-from nst_engine.images import fit_size, image_size
+from nst_engine.images import fit_size, image_size, load_image
 from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
 from tasks import layout
 from tasks.layout import DONE, SKIPPED, PairOutcome
 from tasks.manifest import ImageRef, Manifest
-from tasks.options import RunOptions
+from tasks.options import RunOptions, RunOptionsError
 from tasks.plan_index import KnownInput, PlanIndex
 from tasks.stores import ObjectInfo, Storage, StorageError, read_uri, stat_uri
 from tasks.style_cache import cache_location, style_key
@@ -53,6 +53,9 @@ class StyleJob:
     pooling: str
     weights: str
     statistic: str = "gram"  # the style statistic (nst_engine.statistics)
+    # What planning hashed (the key is made of them): the task checks what it reads against them.
+    sha256s: tuple[str, ...] = ()  # one per uri
+    weights_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class PairJob:
     fingerprint: str
     style_keys: tuple[str, ...]  # one per scale; empty when colours are matched per content
     inputs: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    weights_id: str = ""  # the weights' identity as planned (checked again before the engine runs)
 
     @property
     def name(self) -> str:
@@ -181,19 +185,23 @@ def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequenc
 
 def build_plan(manifest: Manifest, output: Storage, options: RunOptions = RunOptions(), *,
                cached: Callable[[str], bool] | None = None, select: Callable[[str, str], bool] | None = None,
-               index: PlanIndex | None = None) -> Plan:
+               index: PlanIndex | None = None, save_index: bool = True) -> Plan:
     """Decide what a run does; touches no GPU. From `options`: `force` (redo pairs already done),
-    `only` (content/style ids to keep) and `batch_size` (pairs per engine call).
+    `only` (content/style ids to keep; an id the manifest lacks is refused, RunOptionsError) and
+    `batch_size` (pairs per engine call).
 
     Requests scale with what changed: one listing of results/, one read of the plan index
     (default: the one for this output in the manifest's style cache, tasks/plan_index.py), and
     the bytes of inputs that are new or changed since the index saw them; a provenance file is
     read only when the index does not know it. What was learned is saved back to the index.
     `select(content id, style id)` keeps only some pairs (a shard's, tasks/shards.py); the
-    inputs of the other pairs are not even looked at.
+    inputs of the other pairs are not even looked at. `save_index=False` (a dry run): nothing is
+    written anywhere.
     """
     force = options.force
     wanted = set(options.only) if options.only else None
+    if wanted:
+        _check_only(manifest, wanted)
     contents = {ref.id: ref for ref in manifest.contents}
     styles = {ref.id: ref for ref in manifest.styles}
     pairs = [p for p in manifest.pairs if (wanted is None or p.content in wanted or p.style in wanted)
@@ -233,9 +241,23 @@ def build_plan(manifest: Manifest, output: Storage, options: RunOptions = RunOpt
     cached_styles = {key for key in style_jobs if cached is not None and cached(key)}
     index.forget_except(inputs={u for ref in (*manifest.contents, *manifest.styles) for u in ref.uris},
                         results=None if force else {layout.pair_name(*_pair_of(k)) for k in finished})
-    index.save()
+    if save_index:
+        index.save()
     return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, options.batch_size), cached_styles,
                 index, sum(1 for info in infos.values() if info.read))
+
+
+def _check_only(manifest: Manifest, wanted: set[str]) -> None:
+    """Every id `--only` names is a content or style of the manifest: a typo must not end in a
+    run that did nothing and exited 0."""
+    known = {ref.id for ref in (*manifest.contents, *manifest.styles)}
+    unknown = sorted(wanted - known)
+    if unknown:
+        def some(ids: list[str]) -> str:
+            return ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        raise RunOptionsError(f"only: unknown id(s) {some([repr(i) for i in unknown])} in {manifest.source}; its "
+                              f"contents are {some([r.id for r in manifest.contents])}, its styles "
+                              f"{some([r.id for r in manifest.styles])}")
 
 
 def _pair_of(key: str) -> tuple[str, str]:
@@ -246,39 +268,69 @@ def _pair_of(key: str) -> tuple[str, str]:
 
 
 def _is_done(job: PairJob, output: Storage, finished: Mapping[str, ObjectInfo], index: PlanIndex) -> bool:
-    """Done = the image is there and its provenance (written last) holds the same fingerprint.
+    """Done = the provenance (written last) holds the same fingerprint and the image is intact:
+    its size and sha256 are those the provenance records (an older provenance without them: the
+    image decodes). A 0-byte or truncated image is never done.
 
-    The provenance is read only when the index does not know it under its listed identity."""
-    provenance = finished.get(job.provenance_key)
-    if provenance is None or job.image_key not in finished:
+    Nothing is read while the index vouches for both objects under their listed identities."""
+    provenance, image = finished.get(job.provenance_key), finished.get(job.image_key)
+    if provenance is None or image is None or image.size == 0:
         return False
-    fingerprint = index.fingerprint(job.name, provenance)
+    fingerprint = index.fingerprint(job.name, provenance, image)
     if fingerprint is None:
-        fingerprint = _read_fingerprint(output, job.name, job.provenance_key, index)
+        fingerprint = _verify_result(output, job.name, job.provenance_key, job.image_key, image, index)
     return fingerprint == job.fingerprint
 
 
-def _read_fingerprint(output: Storage, pair: str, key: str, index: PlanIndex) -> str | None:
-    """The fingerprint a provenance file holds, recorded under the version of the bytes read."""
+def _verify_result(output: Storage, pair: str, provenance_key: str, image_key: str, image: ObjectInfo,
+                   index: PlanIndex, *, read_image: bool = True) -> str | None:
+    """The fingerprint a result's provenance holds when its image checks out, else None; recorded
+    in the index under both identities. `read_image=False` (results this run just wrote): the
+    size is compared, the bytes are not read again."""
     try:
-        data, info = output.read_versioned(key)
+        data, info = output.read_versioned(provenance_key)
         record = json.loads(data)
     except (StorageError, ValueError):
         return None
     fingerprint = record.get("fingerprint") if isinstance(record, dict) else None
-    if isinstance(fingerprint, str):
-        index.record_result(pair, info, fingerprint)
-        return fingerprint
-    return None
+    if not isinstance(fingerprint, str):
+        return None
+    index.record_result(pair, info, fingerprint)  # the fingerprint alone (a stale one is no harm)
+    written = record.get("image")
+    if isinstance(written, dict) and written.get("bytes") != image.size:
+        return None
+    if read_image and not _image_intact(output, image_key, written):
+        return None
+    index.record_result(pair, info, fingerprint, image)
+    return fingerprint
+
+
+def _image_intact(output: Storage, key: str, written: object) -> bool:
+    """The image's bytes hash to what its provenance recorded, or (no record) decode."""
+    try:
+        data = output.read(key)
+    except StorageError:
+        return False
+    if isinstance(written, dict) and isinstance(written.get("sha256"), str):
+        return hashlib.sha256(data).hexdigest() == written["sha256"]
+    try:
+        load_image(data, name=key)
+    except ImageError:
+        return False
+    return True
 
 
 def record_results(plan: Plan, output: Storage, outcomes: Iterable[PairOutcome]) -> None:
-    """After a run: remember the fingerprints of the results it wrote (one small read each), so
-    the next run's planning need not read their provenance; then save the index."""
+    """After a run: remember the fingerprints of the results it wrote (one small read and one stat
+    each), so the next run's planning need not read them; then save the index."""
     for outcome in outcomes:
         if outcome.status == DONE:
-            _read_fingerprint(output, outcome.name, layout.provenance_key(outcome.content, outcome.style),
-                              plan.index)
+            try:
+                image = output.stat(layout.image_key(outcome.content, outcome.style))
+            except StorageError:
+                continue
+            _verify_result(output, outcome.name, layout.provenance_key(outcome.content, outcome.style),
+                           layout.image_key(outcome.content, outcome.style), image, plan.index, read_image=False)
     plan.index.save()
 
 
@@ -297,13 +349,13 @@ def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: d
             side = style_side(config, scale)
             key = style_key(config, style_shas, blend, side, weights_id)
             jobs.append(StyleJob(key, style.id, style.uris, blend, side, config.style_layers, config.pooling,
-                                 config.weights, config.style_statistic))
+                                 config.weights, config.style_statistic, tuple(style_shas), weights_id))
     inputs = {"content": {"id": content.id, "uri": content.uris[0], "sha256": content_info.sha256,
                           **_identity(content_info)},
               "style": {"id": style.id, "uris": list(style.uris), "sha256": style_shas, "blend": list(blend),
                         "identities": [_identity(infos[u]) for u in style.uris]}}
     job = PairJob(content.id, style.id, content.uris[0], style.uris, blend, config, fingerprint,
-                  tuple(j.key for j in jobs), inputs)
+                  tuple(j.key for j in jobs), inputs, weights_id)
     return job, jobs
 
 

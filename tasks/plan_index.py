@@ -26,6 +26,7 @@ import gzip
 import hashlib
 import json
 import logging
+import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 INDEX_FORMAT = 1  # bump when what an entry means changes (e.g. new rules for inspecting inputs)
 INDEX_PREFIX = "plan-index"
+# ~150 bytes an entry: 64 MiB holds some 400,000 inputs and results; beyond it the index is ignored.
+MAX_INDEX_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,21 @@ class PlanIndex:
         self.changed = True
 
     # ---- results ----------------------------------------------------------------------------
-    def fingerprint(self, pair: str, provenance: ObjectInfo) -> str | None:
-        """The fingerprint the provenance object holds, if it is still the one recorded."""
+    def fingerprint(self, pair: str, provenance: ObjectInfo, image: ObjectInfo | None = None) -> str | None:
+        """The fingerprint the provenance object holds, if it is still the one recorded (and, given
+        `image`, the image is still the one checked against it when it was recorded)."""
         entry = self.results.get(pair)
-        return entry["fingerprint"] if entry is not None and _same(entry, provenance) else None
+        if entry is None or not _same(entry, provenance):
+            return None
+        if image is not None and (entry.get("iv"), entry.get("in")) != (image.version, image.size):
+            return None
+        return entry["fingerprint"]
 
-    def record_result(self, pair: str, provenance: ObjectInfo, fingerprint: str) -> None:
-        self.results[pair] = {"v": provenance.version, "n": provenance.size, "fingerprint": fingerprint}
+    def record_result(self, pair: str, provenance: ObjectInfo, fingerprint: str,
+                      image: ObjectInfo | None = None) -> None:
+        """`image`: the image's identity when it was checked against the provenance (size, sha256)."""
+        self.results[pair] = {"v": provenance.version, "n": provenance.size, "fingerprint": fingerprint,
+                              **({"iv": image.version, "in": image.size} if image is not None else {})}
         self._recorded["results"].add(pair)
         self.changed = True
 
@@ -151,7 +162,21 @@ class PlanIndex:
 def _load(store: Storage, key: str) -> tuple[dict[str, Any] | None, ObjectInfo | None]:
     """The stored index and the version read; (None, None) when missing or not what we write."""
     try:
+        if store.stat(key).size > MAX_INDEX_BYTES:  # not read at all: no index of ours is that big
+            raise ValueError("too big")
         data, info = store.read_versioned(key)
-        return json.loads(gzip.decompress(data)), info
-    except (StorageError, OSError, ValueError):  # missing, or not what we wrote: start afresh
+        return json.loads(_inflate(data)), info
+    except (StorageError, OSError, ValueError, zlib.error) as exc:  # missing, or not what we wrote: start afresh
+        if not isinstance(exc, StorageError):
+            log.warning("plan index %s ignored (%s): planning reads what it needs", key, exc)
         return None, None
+
+
+def _inflate(data: bytes) -> bytes:
+    """gunzip with a ceiling: a hostile cache could hold a gzip bomb (kilobytes that inflate to
+    gigabytes and kill every run at planning with a MemoryError)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    text = inflater.decompress(data, MAX_INDEX_BYTES + 1)
+    if len(text) > MAX_INDEX_BYTES or inflater.unconsumed_tail:
+        raise ValueError(f"it inflates past {MAX_INDEX_BYTES // 2**20} MiB")
+    return text

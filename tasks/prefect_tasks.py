@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from typing import Any, Iterator
 
@@ -21,6 +22,8 @@ from tasks.plan import PairJob, StyleJob
 from tasks.stores import open_storage
 from tasks.style_cache import StyleCache
 
+log = logging.getLogger(__name__)
+SLOT_WAIT_NOTICE_SECONDS = 30.0  # a wait for a --gpu-limit slot is reported every this many seconds
 _local_slots: dict[int, threading.BoundedSemaphore] = {}
 _slots_lock = threading.Lock()
 
@@ -32,6 +35,40 @@ def ensure_concurrency_limit(name: str, slots: int) -> None:
 
 
 @contextlib.contextmanager
+def _limit_slot(name: str) -> Iterator[None]:
+    """One slot of a Prefect global concurrency limit, saying so while it waits for one: a run
+    killed while holding a slot leaks it until its lease expires (~5 minutes), and the next run
+    stalled that long with no word."""
+    from prefect.concurrency.sync import concurrency
+
+    waited = 0.0
+    with contextlib.ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(concurrency(name, occupy=1, strict=True, timeout_seconds=SLOT_WAIT_NOTICE_SECONDS))
+                break
+            except TimeoutError:
+                waited += SLOT_WAIT_NOTICE_SECONDS
+                _say_waiting(name, waited)
+        yield
+
+
+def _say_waiting(name: str, waited: float) -> None:
+    try:
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        taken = f" ({limit.active_slots} of {limit.limit} slots taken)"
+    except Exception:  # noqa: BLE001 - the notice itself must not fail the task
+        taken = ""
+    message = (f"waited {waited:g} s for a slot of the GPU limit '{name}'{taken}: if no other run is using them, a "
+               f"killed run leaked them (freed when their lease ends, within 5 minutes); free them now with "
+               f"`prefect gcl update {name} --active-slots 0`")
+    log.warning(message)  # the terminal of `nst run` (its handler shows our loggers' warnings)
+    with contextlib.suppress(Exception):
+        get_run_logger().warning(message)  # the run's log in the UI
+
+
+@contextlib.contextmanager
 def gpu_slot(options: RunOptions) -> Iterator[None]:
     """Hold one GPU slot while the body runs.
 
@@ -40,9 +77,7 @@ def gpu_slot(options: RunOptions) -> Iterator[None]:
     hand-off and cannot leak when the process dies.
     """
     if options.gpu_limit:
-        from prefect.concurrency.sync import concurrency
-
-        with concurrency(options.gpu_limit, occupy=1, strict=True):
+        with _limit_slot(options.gpu_limit):
             yield
         return
     with _slots_lock:

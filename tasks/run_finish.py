@@ -68,6 +68,6 @@ def run_stats(run: PreparedRun, style_targets: dict[str, int], task_runs: int) -
 def finish_without_engine(run: PreparedRun) -> dict[str, Any]:
     """The whole run when nothing needs computing (PreparedRun.nothing_to_compute): the report
     and gallery of the pairs decided at planning, written as the flow would write them."""
-    claim_output(run.storage)
+    claim_output(run.storage, run.manifest.name)
     nothing = {"planned": 0, "computed": 0, "cached": 0, "failed": 0}
     return write_results(run, run.plan.decided(), run_stats(run, nothing, 0))

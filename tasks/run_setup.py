@@ -60,13 +60,14 @@ class PreparedRun:
 
 
 def prepare_run(manifest: Manifest, options: RunOptions, *, fallback_weights: str | None = None,
-                check_weights: bool = False) -> PreparedRun:
-    """Set a run of `manifest` up; nothing is written.
+                check_weights: bool = False, dry_run: bool = False) -> PreparedRun:
+    """Set a run of `manifest` up; nothing is written but the plan index (`dry_run`: not even that).
 
     `fallback_weights`: used for every pair when a weights source the manifest names cannot be
     had here (the decision and its reason land in the returned options). `check_weights`: raise
     WeightsUnavailableError when the run's weights cannot be had (rather than let every pair
-    fail later). Raises OutputRefusedError for an output that is not the pipeline's to write.
+    fail later). Raises OutputRefusedError for an output that is not the pipeline's to write
+    (another manifest's run included), RunOptionsError for `options.only` ids the manifest lacks.
     `options.shard` ("i/n") plans only that shard's pairs.
     """
     if fallback_weights and not options.weights:
@@ -82,12 +83,13 @@ def prepare_run(manifest: Manifest, options: RunOptions, *, fallback_weights: st
     # Before any work (and before a Prefect server starts): only into a folder that is empty
     # or already ours, never over a user's files (OutputRefusedError says why not).
     check_output_location(storage, manifest=local_manifest_path(run_manifest),
-                          allow_non_empty=options.allow_non_empty_output)
+                          allow_non_empty=options.allow_non_empty_output, name=run_manifest.name)
     cache_uri = cache_location(run_manifest.cache)
     select = None
     if options.shard:
         select = shard_selector([(p.content, p.style) for p in run_manifest.pairs], options.shard)
-    plan = build_plan(run_manifest, storage, options, cached=StyleCache.at(cache_uri).has, select=select)
+    plan = build_plan(run_manifest, storage, options, cached=StyleCache.at(cache_uri).has, select=select,
+                      save_index=not dry_run)
     return PreparedRun(absolute(manifest.source, "."), run_manifest, options, storage, cache_uri, plan,
                        random_weights_warning(manifest.engine.weights, options))
 

@@ -3,15 +3,19 @@
 The engine reads local files only (it never imports boto3). A fetched file is kept under
 $NST_WEIGHTS_CACHE (default ~/.cache/nst-pipeline/weights) named after the URI and the object's
 version (its ETag on S3), so a changed object is fetched again and an unchanged one costs one
-HEAD request.
+HEAD request. Beside it, `<file>.sha256` records the bytes fetched: a local copy that no longer
+hashes to it (or has no record) is fetched again, never reused.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import os
 from pathlib import Path
 
+from nst_engine.files import write_atomic
 from nst_engine.vgg import is_random_weights
 from tasks.manifest import Manifest
 from tasks.options import RunOptions
@@ -19,6 +23,7 @@ from tasks.stores import is_local, open_storage, split_object
 from tasks.stores.base import StorageError
 
 WEIGHTS_CACHE_ENV = "NST_WEIGHTS_CACHE"
+log = logging.getLogger(__name__)
 
 
 def weights_cache_dir() -> Path:
@@ -33,15 +38,51 @@ def local_weights(weights: str) -> str:
     root, key = split_object(weights)
     store = open_storage(root)
     try:
-        version = store.version(key)
-        name = hashlib.sha256(weights.encode()).hexdigest()[:16] + "-" + version.replace("-", "_") + ".pth"
-        target = weights_cache_dir() / name
+        target = _local_copy(weights, store.version(key))
+        if target.is_file() and not _intact(target):
+            log.warning("the local copy %s of weights %s is corrupt (its sha256 is not the one recorded when it "
+                        "was fetched); fetching it again", target, weights)
+            target.unlink(missing_ok=True)
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            store.download(key, target)
-    except StorageError as exc:
-        raise StorageError(f"cannot fetch weights {weights}: {exc.detail}", exc.detail) from None
+            store.download(key, target)  # botocore checks the transfer against the stored checksum
+            write_atomic(_checksum_file(target), (_sha256_of(target) + "\n").encode())
+    except (StorageError, OSError) as exc:
+        detail = exc.detail if isinstance(exc, StorageError) else str(exc)
+        raise StorageError(f"cannot fetch weights {weights}: {detail}", detail) from None
     return str(target)
+
+
+def _local_copy(weights: str, version: str) -> Path:
+    name = hashlib.sha256(weights.encode()).hexdigest()[:16] + "-" + version.replace("-", "_") + ".pth"
+    return weights_cache_dir() / name
+
+
+def _checksum_file(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _intact(target: Path) -> bool:
+    """The local copy still hashes to what it hashed to when fetched (a disk error, a partial
+    copy by hand, another tool writing there: all would otherwise be reused forever)."""
+    try:
+        return _checksum_file(target).read_text().strip() == _sha256_of(target)
+    except OSError:  # no record (fetched before records were kept): fetch again once
+        return False
+
+
+def _sha256_of(path: Path) -> str:
+    stat = path.stat()  # hashed once per process while the file is unchanged (weights are ~550 MB)
+    return _cached_sha256(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_sha256(path: str, _inode: int, _mtime: int, _size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def weights_problem(weights: str) -> str | None:
@@ -57,10 +98,13 @@ def weights_problem(weights: str) -> str | None:
     if not is_local(weights):
         root, key = split_object(weights)
         try:
-            open_storage(root).version(key)
+            target = _local_copy(weights, open_storage(root).version(key))
         except StorageError as exc:
             return (f"weights {weights} cannot be fetched: {exc.detail}; check the URI, the endpoint "
                     "(AWS_ENDPOINT_URL) and the credentials")
+        if target.is_file() and not _intact(target):  # said here; the run fetches it again
+            log.warning("the local copy %s of weights %s is corrupt; the run will fetch it again", target, weights)
+            target.unlink(missing_ok=True)
         return None
     try:
         load_weights(weights)

@@ -68,6 +68,9 @@ def uri_problem(location: str, shown: str, *, want: str) -> str | None:
         return f"{shown} names no bucket; write {scheme}://bucket or {scheme}://bucket/prefix"
     if want == "object" and not key:
         return f"{shown} is not an object URI; write {scheme}://bucket/key"
+    if {".", ".."} & set(key.split("/")):  # object keys are literal: '..' is no parent folder there
+        return (f"{shown} has a '.' or '..' part in its key; object keys are literal (no folders to "
+                f"climb): write the key as stored, e.g. {scheme}://{bucket}/{posixpath.normpath(key).lstrip('./')}")
     rule = BUCKET_RULES.get(scheme)
     if rule and not rule[0].fullmatch(bucket):
         return f"bucket name {bucket[:70]!r} is not valid on {scheme.upper()}: {rule[1]}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Mapping
+from stat import S_ISREG
+from typing import BinaryIO, Mapping
 
 from nst_engine.files import write_atomic
 from tasks.stores.base import ObjectInfo, StorageError, check_key
@@ -31,16 +32,38 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def _open(self, key: str) -> BinaryIO:
+        """The file under `key`, opened for reading only when it is a regular file: a FIFO in its
+        place (a hostile cache entry) would block the read forever, a device would never end."""
+        path = self._path(key)
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        if not S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError("not a regular file (a FIFO, device or socket in its place); remove it")
+        return os.fdopen(fd, "rb")
+
     def read(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with self._open(key) as file:
+                return file.read()
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None
 
+    def _writable(self, key: str) -> Path:
+        """The path `key` is written at, refused when a symlink on the way (results/ -> /etc, a
+        file linked elsewhere) would take the write out of the root."""
+        path = self._path(key)
+        if not path.resolve().is_relative_to(self.root):
+            raise StorageError(f"cannot write {path}: it leads out of {self.root} through a symbolic link "
+                               f"(to {path.resolve()}); remove the link", "a symbolic link leads out of the folder")
+        return path
+
     def write(self, key: str, data: bytes, *, content_type: str | None = None,
               metadata: Mapping[str, str] | None = None) -> None:
+        path = self._writable(key)
         try:
-            write_atomic(self._path(key), data)
+            write_atomic(path, data)
         except OSError as exc:
             raise StorageError(f"cannot write {self._path(key)}: {exc.strerror or exc}") from None
 
@@ -72,7 +95,7 @@ class LocalStorage:
 
     def read_versioned(self, key: str) -> tuple[bytes, ObjectInfo]:
         try:
-            with open(self._path(key), "rb") as file:  # fstat and read the same inode
+            with self._open(key) as file:  # fstat and read the same inode
                 return file.read(), _info(key, os.fstat(file.fileno()))
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror or exc}") from None

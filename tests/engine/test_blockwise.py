@@ -1,4 +1,4 @@
-"""Exact block-wise evaluation (issue 20): blocks give the whole image's loss and gradient."""
+"""Exact block-wise evaluation: blocks give the whole image's loss and gradient."""
 
 from __future__ import annotations
 

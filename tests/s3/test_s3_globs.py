@@ -134,7 +134,7 @@ def test_same_stem_under_two_prefixes_is_a_duplicate_id(s3_env, bucket):
         load_manifest(f"s3://{bucket}/m.yaml")
     assert [str(p) for p in info.value.problems] == [
         f"contents[1].id: duplicate id 'p' from s3://{bucket}/y/p.png (also at contents[0]); "
-        "ids must be unique within contents"]
+        "ids must be unique within contents, ignoring case"]
 
 
 def test_missing_manifest_object_names_it(s3_env, bucket):

@@ -25,7 +25,11 @@ def test_s3_prefix_empty_marked_or_reported_is_the_pipelines_and_others_are_refu
     with pytest.raises(OutputRefusedError) as info:
         check_output_location(site)
     assert str(info.value).startswith(f"output s3://{bucket}/site is not empty (index.html) ")
-    check_output_location(site, allow_non_empty=True)
+    with pytest.raises(OutputRefusedError, match="holds index.html that this pipeline would write over"):
+        check_output_location(site, allow_non_empty=True)  # consent never covers replacing a gallery
+    notes = open_storage(f"s3://{bucket}/notes")
+    notes.write("readme.txt", b"mine")
+    check_output_location(notes, allow_non_empty=True)
 
     reported = open_storage(f"s3://{bucket}/old-run")
     reported.write("run.json", json.dumps(run_report("old", [], {})).encode())

@@ -131,7 +131,7 @@ def test_error_text_lists_the_file_then_one_line_per_problem(tmp_path: Path) -> 
 @pytest.mark.parametrize("text,field,words", [
     ("version: 1\nname: x\ncontents: [a\n", "(yaml)", "not valid YAML at line 4, column 1"),
     ("version: 1\nname: 'x\n", "(yaml)", "line 3"),
-    ("[1, 2]\n", "(top level)", "got a list [1, 2]"),
+    ("[1, 2]\n", "(top level)", "got a list of 2 items"),
     ("", "(top level)", "empty"),
     ("name: x\ncontents: [s3://a/b.jpg]\nstyles: [s3://a/c.jpg]\n", "version", "missing; add `version: 1`"),
     ("version: 2\nname: x\ncontents: [s3://a/b.jpg]\nstyles: [s3://a/c.jpg]\n", "version", "got a number 2"),

@@ -36,8 +36,13 @@ def test_a_users_folder_is_refused_unless_allowed(tmp_path: Path) -> None:
     message = _refused(LocalStorage(folder))
     assert message.startswith(f"output {folder} is not empty (about.html, index.html, run.json and 1 more) ")
     assert "not an nst-pipeline output" in message
+    # Consent covers other files beside the run, never replacing a gallery or report
+    with pytest.raises(OutputRefusedError, match="holds index.html, run.json that this pipeline would write over"):
+        check_output_location(LocalStorage(folder), allow_non_empty=True)
+    (folder / "index.html").unlink()
+    (folder / "run.json").unlink()
     check_output_location(LocalStorage(folder), allow_non_empty=True)  # the user said so
-    assert (folder / "index.html").read_text() == "mine"  # checking writes nothing
+    assert (folder / "about.html").read_text() == "mine"  # checking writes nothing
 
 
 def test_a_users_run_json_is_not_the_pipelines_but_a_report_is(tmp_path: Path) -> None:

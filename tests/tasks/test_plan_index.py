@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
+from nst_engine.images import encode_image
 from tasks.layout import DONE, PairOutcome
 from tasks.manifest import load_manifest
 from tasks.plan import build_plan, record_results
@@ -25,9 +27,12 @@ class CountingStorage(LocalStorage):
 
 def _write_results(plan, output: LocalStorage) -> None:
     """Results the way a run writes them: image first, provenance (with the fingerprint) last."""
+    png = encode_image(make_image(8, 8, seed=3))  # a result counts only when its image is intact
+    image = {"bytes": len(png), "sha256": hashlib.sha256(png).hexdigest()}
     for job in plan.todo:
-        output.write(job.image_key, b"png")
-        output.write(job.provenance_key, json.dumps({"fingerprint": job.fingerprint, "inputs": job.inputs}).encode())
+        output.write(job.image_key, png)
+        output.write(job.provenance_key, json.dumps({"fingerprint": job.fingerprint, "inputs": job.inputs,
+                                                     "image": image}).encode())
     record_results(plan, output, [PairOutcome(j.content, j.style, DONE) for j in plan.todo])
 
 
