@@ -2,8 +2,8 @@
 
 Every problem is collected, each with its field path and what to do about it, and reported at
 once (ManifestError) before any GPU work starts. Pure Python: no Prefect, torch or boto3 at
-import time. nst_engine is imported only when a manifest is parsed, because its package
-__init__ imports torch (and EngineConfig checks layer names against nst_engine.vgg).
+import time. EngineConfig is imported only when a manifest is parsed, because its checks
+import torch (layer names against nst_engine.vgg, statistics against nst_engine.statistics).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def parse_manifest(text: str, *, base_dir: Path | str, source: str) -> Manifest:
         data, duplicates = read_yaml(text)
     except YamlError as exc:
         raise ManifestError(source, [Problem("(yaml)", str(exc))]) from None
-    from nst_engine.config import EngineConfig  # here, not at import time: nst_engine imports torch
+    from nst_engine.config import EngineConfig  # here, not at import time: its checks import torch
 
     checker = _Checker(base_dir, EngineConfig)
     for message in duplicates:  # reported with every other problem, not alone

@@ -41,13 +41,25 @@ def test_dry_run_plans_ten_thousand_pairs_without_running_anything(tmp_path: Pat
     assert not (tmp_path / "out").exists()  # nothing written
 
 
-def test_nst_run_exits_1_when_a_pair_failed(tmp_path: Path, prefect_server: None, capsys: object) -> None:
+def test_nst_run_exits_1_when_a_pair_failed(tmp_path: Path, prefect_server: None, capsys: object,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.run_steps
+    import nst_cli.manifest_commands
+    import tasks.run_setup
+
     make_image(40, 30, seed=1).save(tmp_path / "ok.png")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     make_image(32, 32, seed=2, kind="style").save(tmp_path / "art.png")
     (tmp_path / "m.yaml").write_text("version: 1\nname: cli-run\ncontents: [ok.png, bad.png]\nstyles: [art.png]\n"
                                      "cache: cache\nengine: {size: 32, iterations: 2, weights: random}\n")
+    # The command line and the flow it starts share one set-up: one read, one plan per process.
+    calls: list[str] = []
+    for module, name in ((nst_cli.manifest_commands, "load_manifest"), (flows.run_steps, "load_manifest"),
+                         (tasks.run_setup, "build_plan")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=original, _n=name, **k: (calls.append(_n), _f(*a, **k))[1])
     assert main(["run", str(tmp_path / "m.yaml")]) == 1
+    assert calls == ["load_manifest", "build_plan"]
     captured = capsys.readouterr()  # type: ignore[attr-defined]
     assert "cli-run: 1 done, 0 skipped, 1 failed" in captured.out
     assert "failed bad x art:" in captured.err and "bad.png" in captured.err
