@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             blocked, grad = _Problem(extractor, blocked_targets, targets, config, plan).blocked(items).loss_and_grad(x)
             assert whole.grad is not None
             error = float((grad - whole.grad).norm() / whole.grad.norm())
-            print(f"| {statistic} | {normalization} | {float(terms['total']):.7g} | {float(blocked['total']):.7g} | "
+            print(f"| {statistic} | {normalization} | {float(terms['total'].detach()):.7g} | {float(blocked['total']):.7g} | "
                   f"{error:.1e} |", flush=True)
     return 0
 

@@ -98,8 +98,10 @@ def test_blocked_and_whole_stylizations_give_the_same_image() -> None:
     content, style = make_image(96, 64, seed=3), make_image(64, 64, seed=4, kind="style")
     whole = stylize([content], [[style]], base)
     blocked = stylize([content], [[style]], base.replace(block_size=32))
-    assert float((blocked.images - whole.images).abs().max()) < 1e-3  # float noise through 8 L-BFGS steps
-    assert blocked.losses[0].total == pytest.approx(whole.losses[0].total, rel=1e-4)
+    # Measured: 7.7e-7 at most (8 L-BFGS iterations). A margin short of the receptive field
+    # (48 px with the Gatys layers, up to relu5_1) gave 1.3e-2.
+    assert float((blocked.images - whole.images).abs().max()) < 1e-4
+    assert blocked.losses[0].total == pytest.approx(whole.losses[0].total, rel=1e-5)
     coarse, fine = blocked.optimization(0)
     assert coarse["blocks"] == {"size": 32, "margin": 48, "grid": [1, 2], "count": 2}  # 48 x 32 px
     assert fine["blocks"] == {"size": 32, "margin": 48, "grid": [2, 3], "count": 6}  # 96 x 64 px
