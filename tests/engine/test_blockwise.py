@@ -92,15 +92,18 @@ def test_the_default_margin_covers_the_gatys_layers() -> None:
 def test_blocked_and_whole_stylizations_give_the_same_image() -> None:
     # The random-weights objective (avg pooling, TV, the target normalisation) reaches relu4_1,
     # whose 68 px receptive field a 48 px margin holds: crops of 64-80 px in a 96 px image.
+    # The fixed step: the Wolfe line search's branches (f >= f_prev, ...) can flip on float noise
+    # and take another path (seen once: 6 vs 7 evaluations at the fine scale, pixels 0.06 apart).
     base = EngineConfig(size=96, scales=(0.5, 1.0), iterations=3, weights="random", device="cpu",
-                        block_margin=48, tolerance=0.0)
+                        block_margin=48, tolerance=0.0, line_search="fixed")
     assert base.style_layers[-1] == "relu4_1"
     content, style = make_image(96, 64, seed=3), make_image(64, 64, seed=4, kind="style")
     whole = stylize([content], [[style]], base)
     blocked = stylize([content], [[style]], base.replace(block_size=32))
-    # Measured: 7.7e-7 at most after 2 x 4 L-BFGS iterations. A margin short of the receptive field
-    # (48 px with the Gatys layers, up to relu5_1) gave 1.3e-2.
-    assert float((blocked.images - whole.images).abs().max()) < 1e-4
+    # Measured: 4.5e-5 at most, 7.5e-7 on average. A margin short of the receptive field (48 px
+    # with the Gatys layers, up to relu5_1) gave 1.3e-2 at most.
+    difference = (blocked.images - whole.images).abs()
+    assert float(difference.max()) < 1e-3 and float(difference.mean()) < 1e-5
     assert blocked.losses[0].total == pytest.approx(whole.losses[0].total, rel=1e-5)
     coarse, fine = blocked.optimization(0)
     assert coarse["blocks"] == {"size": 32, "margin": 48, "grid": [1, 2], "count": 2}  # 48 x 32 px
