@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/nst run examples/demo/manifest.yaml --fallback-weights random
-	$(BIN)/python -m tasks.contact_sheet out/demo
+	$(BIN)/nst run examples/demo/manifest.yaml
+	$(BIN)/nst contact-sheet out/demo
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

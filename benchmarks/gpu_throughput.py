@@ -1,6 +1,6 @@
 """GPU throughput of the engine: precisions, fast paths and batches at 512 px, 500 iterations.
 
-One run, one table (issue 14). Rows, each a full optimization of the same pair (the demo's
+One run, one table. Rows, each a full optimization of the same pair (the demo's
 astronaut, 512x512, with the hubble style) after a short warm-up run of the same shape:
 
   single float32   IEEE fp32 (TF32 off: PyTorch turns it on for cuDNN convolutions by default)
@@ -51,7 +51,7 @@ from nst_engine.vgg import build_extractor
 
 DEMO = Path(__file__).parents[1] / "examples" / "demo" / "images"
 RESULTS = Path(__file__).parent / "results"
-LOSS_TOLERANCE = 0.01  # issue 14: the default precision keeps the final loss within 1% of fp32
+LOSS_TOLERANCE = 0.01  # the default precision keeps the final loss within 1% of fp32
 PROBE_ITERATIONS = 10
 WARMUP_ITERATIONS = 5  # cudnn.benchmark picks its algorithms on the first passes of a shape
 

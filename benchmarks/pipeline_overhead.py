@@ -36,7 +36,7 @@ from benchmarks.demo_manifest import CONTENTS, RESULTS, STYLES, manifest_text  #
 def engine_direct(manifest_path: Path, batch_size: int) -> float:
     """The engine alone on the same pairs, in the same batches the flow would make."""
     manifest = load_manifest(manifest_path)
-    plan = build_plan(manifest, open_storage(str(manifest_path.parent / "direct-out")), batch_size=batch_size)
+    plan = build_plan(manifest, open_storage(str(manifest_path.parent / "direct-out")), RunOptions(batch_size=batch_size))
     config = manifest.engine
     build_extractor(config.weights, set(config.content_layers) | set(config.style_layers), config.pooling)
     start = time.perf_counter()

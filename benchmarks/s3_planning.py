@@ -17,7 +17,7 @@ On a real SeaweedFS (`weed mini`, tests/s3support), with tiny PNGs:
    the requests by operation and the bytes of their response bodies. The plan index is put
    back as it was after each row, so every row plans the same state.
 
-"before" runs the planner of `--before-ref` (default: the commit this branch started from),
+"before" runs the planner of `--before-ref` (default: the planner before the plan index),
 extracted with `git archive`.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BEFORE_REF = "30d1438"  # the base commit of the s3glob branch: the planner that reads every input
+BEFORE_REF = "30d1438"  # the planner before the plan index: it reads every input
 
 
 def measure(manifest_uri: str) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def finish_results(manifest_uri: str) -> int:
     image = _png(0)
 
     def write(job: Any) -> None:
-        meta = {"fingerprint": job.fingerprint, "content": job.content_id, "style": job.style_id}
+        meta = {"fingerprint": job.fingerprint, "content": job.content, "style": job.style}
         output.write(job.image_key, image, content_type="image/png", metadata=meta)
         record = {"fingerprint": job.fingerprint, "pair": job.name, "inputs": job.inputs,
                   "config": {k: str(v) for k, v in vars(job.config).items()}}
@@ -125,7 +125,7 @@ def finish_results(manifest_uri: str) -> int:
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, plan.todo))
-    record_results(plan, output, [PairOutcome(j.content_id, j.style_id, DONE) for j in plan.todo])
+    record_results(plan, output, [PairOutcome(j.content, j.style, DONE) for j in plan.todo])
     return len(plan.todo)
 
 

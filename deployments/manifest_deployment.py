@@ -19,7 +19,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Interval
 from prefect.workers.process import ProcessWorker
 
-from deployments.names import ENTRYPOINT, EXAMPLE_CRON, FLOW_NAME, GPU_LIMIT, WORK_POOL
+from deployments.names import ENTRYPOINT, EXAMPLE_CRON, FLOW_NAME, GPU_LIMIT, WORK_POOL, deployment_path
 from flows.stylize_manifest import stylize_manifest
 from tasks.options import RunOptions
 from tasks.prefect_tasks import ensure_concurrency_limit
@@ -104,7 +104,7 @@ def serve_manifest(manifest: str | Path, *, name: str, options: RunOptions = Run
     finally:
         # Prefect pauses the schedule itself on Ctrl+C, but on SIGTERM (what systemd or a
         # container runtime sends) its pause races the exit and was seen lost (tests/ui).
-        _pause(f"{FLOW_NAME}/{name}")
+        _pause(deployment_path(name))
 
 
 def _pause(deployment_name: str) -> None:

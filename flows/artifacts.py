@@ -77,11 +77,11 @@ def publish_results(name: str, outcomes: Sequence[PairOutcome], storage: Storage
     create_table_artifact(rows, key=artifact_key(name, "results"), description=f"{name}: every pair")
     budget = [INLINE_THUMBNAILS_BYTES]
     # Everything a user controls (ids, file names in reasons, folder names) goes in as literal text.
-    images = [f"| {markdown_text(f'{o.content} x {o.style}')} | ![{markdown_text(f'{o.content} x {o.style}')}]"
+    images = [f"| {markdown_text(o.label)} | ![{markdown_text(o.label)}]"
               f"({_thumbnail_src(storage, thumbnail_key(o.content, o.style), budget)}) | "
               f"{markdown_link(o.name + '.png', o.link)} | {rows[i]['total loss'] or o.status} | {o.time_text()} |"
               for i, o in enumerate(outcomes) if o.status != FAILED]
-    failed = [f"- {markdown_text(f'{o.content} x {o.style}: {o.reason}')}" for o in outcomes if o.status == FAILED]
+    failed = [f"- {markdown_text(f'{o.label}: {o.reason}')}" for o in outcomes if o.status == FAILED]
     markdown = "\n".join([f"# {markdown_text(name)}", f"Gallery: {markdown_link('index.html', storage.url(GALLERY_KEY))}", "",
                           open_hint(storage), "", "| pair | result | image | total loss | seconds |",
                           "|---|---|---|---|---|", *images] + (["", "## Failed", *failed] if failed else []))

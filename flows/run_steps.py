@@ -17,18 +17,16 @@ from prefect.states import Completed, Failed, State
 from flows.artifacts import Progress, publish_results
 from tasks import progress
 from tasks.engine_work import BatchFailed
-from tasks.gallery import GalleryPage, gallery_html, settings_shown, write_input_thumbnails
-from tasks.layout import DONE, FAILED, GALLERY_KEY, REPORT_KEY, SKIPPED, PairOutcome, image_key
-from tasks.manifest import Manifest, load_manifest
-from tasks.options import RunOptions, manifest_for_run
-from tasks.output_guard import check_output_location, claim_output, local_manifest_path
+from tasks.layout import FAILED, GALLERY_KEY, REPORT_KEY, PairOutcome
+from tasks.manifest import load_manifest
+from tasks.options import RunOptions
+from tasks.output_guard import claim_output
 from tasks.plan import PairJob, Plan
 from tasks.prefect_tasks import (ensure_concurrency_limit, failed_pairs_task, style_target_task,
                                  stylize_batch_task)
-from tasks.report import PairsFailed, earlier_outcomes, run_report, summary_line
-from tasks.stores import Storage, StorageError, open_storage, read_json, write_json
-from tasks.style_cache import StyleCache, cache_location
-from tasks.weights import random_weights_warning
+from tasks.report import PairsFailed, summary_line
+from tasks.run_finish import write_results
+from tasks.run_setup import PreparedRun, prepare_run, take_over
 
 
 
@@ -58,20 +56,6 @@ for _logger_name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine")
     logging.getLogger(_logger_name).addFilter(_ExpectedFailureNoise())
 
 
-@dataclass(frozen=True)
-class OpenRun:
-    """A run's manifest (run options applied), its output store and its style cache."""
-
-    manifest: Manifest
-    storage: Storage
-    cache_uri: str
-    weights_warning: str | None = None  # why the weights are random, when they are
-
-    @property
-    def cache(self) -> StyleCache:
-        return StyleCache.at(self.cache_uri)
-
-
 @dataclass
 class StyleStats:
     """What the style-target tasks did: how many were computed, and the ones that failed."""
@@ -86,18 +70,13 @@ class StyleStats:
                 "failed": len(self.failed)}
 
 
-def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") -> OpenRun:
-    """Read and check the manifest (the run's only read of it), name the flow run after it, and
-    open the output store and the style cache."""
-    as_written = load_manifest(manifest_uri)  # ManifestError: before any GPU work
-    manifest = manifest_for_run(as_written, options)
-    _name_flow_run(manifest.name + run_name_suffix)
-    run = OpenRun(manifest, open_storage(options.output or manifest.output), cache_location(manifest.cache),
-                  random_weights_warning(as_written.engine.weights, options))
-    # Only into a folder that is empty or already ours (OutputRefusedError says why not), and
-    # marked ours before the first write, so a run stopped early still finds it its own.
-    check_output_location(run.storage, manifest=local_manifest_path(manifest),
-                          allow_non_empty=options.allow_non_empty_output)
+def open_run(manifest_uri: str, options: RunOptions, run_name_suffix: str = "") -> PreparedRun:
+    """The run's set-up (prepare_run: the one the command line made in this process when it
+    made one, so the manifest is read and planned once), then what only a flow run does: name
+    it after the manifest, mark the output ours before the first write (a run stopped early
+    still finds it its own), log the weights warning, create the GPU concurrency limit."""
+    run = take_over(manifest_uri, options) or prepare_run(load_manifest(manifest_uri), options)
+    _name_flow_run(run.manifest.name + run_name_suffix)
     claim_output(run.storage)
     if run.weights_warning:
         get_run_logger().warning(run.weights_warning)
@@ -114,10 +93,10 @@ def _name_flow_run(name: str) -> None:
             client.update_flow_run(flow_run.id, name=name)
 
 
-def compute_styles(plan: Plan, run: OpenRun, options: RunOptions, only_missing: bool = False) -> StyleStats:
+def compute_styles(plan: Plan, run: PreparedRun, options: RunOptions, only_missing: bool = False) -> StyleStats:
     """One task per style target the plan needs (or, with `only_missing`, per one the cache lacks)."""
     jobs = [job for job in plan.style_jobs if not (only_missing and job.key in plan.cached_styles)]
-    futures = {job.key: style_target_task.with_options(task_run_name=f"style {job.style_id} @{job.side}px")
+    futures = {job.key: style_target_task.with_options(task_run_name=f"style {job.style} @{job.side}px")
                .submit(job, run.cache_uri, run.manifest.engine.device, options) for job in jobs}
     wait(list(futures.values()))
     stats = StyleStats(planned=len(plan.style_jobs))
@@ -131,16 +110,10 @@ def compute_styles(plan: Plan, run: OpenRun, options: RunOptions, only_missing: 
     return stats
 
 
-def planned_outcomes(plan: Plan) -> list[PairOutcome]:
-    """Pairs decided before any work: failed inputs and pairs already done."""
-    return [*plan.failed, *(PairOutcome(j.content_id, j.style_id, SKIPPED, "same fingerprint already done",
-                                        fingerprint=j.fingerprint) for j in plan.skipped)]
-
-
 def start_progress(plan: Plan, name: str, label: str) -> "Progress":
     """The run's tally (every pair of the plan), its progress artifact, and a failed task run
     per reason for the pairs that failed at planning, so the task list shows them too."""
-    decided = planned_outcomes(plan)
+    decided = plan.decided()
     tally = progress.Tally(total=len(plan.todo) + len(decided))
     tally.count(decided, worked=False)
     progress.current().run_planned(name, tally.total, decided)
@@ -158,7 +131,7 @@ def mark_failed(outcomes: Sequence[PairOutcome]) -> None:
         failed_pairs_task.with_options(task_run_name="failed " + pair_list(group))(group, return_state=True)
 
 
-def run_batches(plan: Plan, run: OpenRun, options: RunOptions, styles: StyleStats,
+def run_batches(plan: Plan, run: PreparedRun, options: RunOptions, styles: StyleStats,
                 progress_artifact: "Progress") -> tuple[list[PairOutcome], int]:
     """Submit every batch (pairs whose style target failed fail here), advance the progress
     artifact as batches finish, and return every pair's outcome and the task runs submitted."""
@@ -189,7 +162,7 @@ def run_batches(plan: Plan, run: OpenRun, options: RunOptions, styles: StyleStat
         finished = batch_outcomes(jobs, future)
         outcomes += finished
         tally.count(finished)
-        sink.pairs_finished([f"{j.content_id} x {j.style_id}" for j in jobs], finished)
+        sink.pairs_finished([j.label for j in jobs], finished)
         progress_artifact.update()
     return outcomes, len(submitted)
 
@@ -197,8 +170,7 @@ def run_batches(plan: Plan, run: OpenRun, options: RunOptions, styles: StyleStat
 def pair_list(pairs: Sequence[PairJob] | Sequence[PairOutcome]) -> str:
     """Every pair, "photo0 x art0, photo0 x art1": task names carry all their pairs, written out
     whole, so the UI's search by name finds any one of them."""
-    return ", ".join(f"{p.content_id} x {p.style_id}" if isinstance(p, PairJob) else f"{p.content} x {p.style}"
-                     for p in pairs)
+    return ", ".join(p.label for p in pairs)
 
 
 def batch_task_name(jobs: list[PairJob]) -> str:
@@ -219,62 +191,29 @@ def batch_outcomes(jobs: list[PairJob], future: PrefectFuture[Any]) -> list[Pair
     return [PairOutcome.from_dict(item) for item in result]
 
 
-def add_links(outcomes: list[PairOutcome], storage: Storage) -> None:
-    """Each result's link: a file URI locally, a presigned URL on S3 (NST_S3_PRESIGN_SECONDS)."""
-    for outcome in outcomes:
-        if outcome.status != FAILED:
-            outcome.link = storage.url(image_key(outcome.content, outcome.style))
-
-
-def finish(run: OpenRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, report_key: str = REPORT_KEY,
+def finish(run: PreparedRun, outcomes: list[PairOutcome], stats: dict[str, Any], *, report_key: str = REPORT_KEY,
            gallery: bool = True, label: str | None = None, unfinished: str = "") -> State:
-    """The end of every run: links, report (and gallery), UI artifacts, a log line per failed
-    pair, the final state.
+    """The end of every run: report (and gallery) as plain code writes them, then the UI
+    artifacts, a log line per failed pair, the final state.
 
     Completed, or Failed naming how many pairs failed (`unfinished`: why some pairs were not
     even tried, e.g. shards that never finished, also fails the run). A Completed state carries
     the report; a Failed one a PairsFailed holding it (see report_of).
     """
-    manifest, storage = run.manifest, run.storage
-    add_links(outcomes, storage)
-    # run.json and the gallery describe the whole output: pairs this run did not touch (--only)
-    # keep what the previous report said of them. A shard's report is its own pairs only.
-    earlier = earlier_outcomes(read_json(storage, report_key), outcomes,
-                               [(p.content, p.style) for p in manifest.pairs]) if gallery else []
-    report = run_report(manifest.name, outcomes, stats, earlier)
-    made = {f"{kind}:{ident}" for o in outcomes if o.status == DONE for kind, ident in (("content", o.content),
-                                                                                      ("style", o.style))}
-    write_report(run, report, report_key, gallery, refresh_thumbnails=made)
-    publish_results(label or manifest.name, outcomes, storage)
+    report = write_results(run, outcomes, stats, report_key=report_key, gallery=gallery)
     logger = get_run_logger()
+    if "report_error" in report:
+        logger.error("could not write the run report and gallery: %s", report["report_error"])
+    publish_results(label or run.manifest.name, outcomes, run.storage)
     for outcome in outcomes:
         if outcome.status == FAILED:
-            logger.error("failed %s x %s: %s", outcome.content, outcome.style, outcome.reason)
+            logger.error("failed %s: %s", outcome.label, outcome.reason)
     counts = report["counts"]
     message = summary_line(counts) + (f"; {unfinished}" if unfinished else "")
-    logger.info("%s; gallery: %s", message, storage.url(GALLERY_KEY))
+    logger.info("%s; gallery: %s", message, run.storage.url(GALLERY_KEY))
     if counts[FAILED]:
         message = f"{counts[FAILED]} of {len(outcomes)} pairs failed ({message})"
         return Failed(message=message, data=PairsFailed(message, report))
     if unfinished:
         return Failed(message=message, data=PairsFailed(message, report))
     return Completed(message=message, data=report)
-
-
-def write_report(run: OpenRun, report: dict[str, Any], key: str = REPORT_KEY, gallery: bool = True,
-                 refresh_thumbnails: frozenset[str] | set[str] = frozenset()) -> None:
-    """run.json (or a shard's report) and the gallery. A store that went away is logged and noted
-    in the report, not raised: the report still reaches the caller and the UI."""
-    manifest = run.manifest
-    try:
-        write_json(run.storage, key, report)
-        if gallery:
-            page = GalleryPage(manifest.name, [c.id for c in manifest.contents], [s.id for s in manifest.styles],
-                               report["pairs"], finished=report["finished"], counts=report["counts"],
-                               settings=settings_shown(manifest.engine),
-                               input_thumbs=write_input_thumbnails(manifest, run.storage, set(refresh_thumbnails)),
-                               warning=run.weights_warning)
-            run.storage.write(GALLERY_KEY, gallery_html(page).encode(), content_type="text/html")
-    except StorageError as exc:
-        get_run_logger().error("could not write the run report and gallery: %s", exc)
-        report["report_error"] = str(exc)

@@ -31,15 +31,17 @@ from prefect.deployments import run_deployment
 from prefect.states import Cancelled, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.run_steps import OpenRun, compute_styles, finish, open_run
+from flows.names import SHARD_DEPLOYMENT, SHARDED_FLOW_NAME
+from flows.run_steps import compute_styles, finish, open_run
 from flows.stylize_manifest import report_of
-from tasks.layout import SKIPPED, PairOutcome, image_key
+from tasks.layout import SKIPPED, PairOutcome
 from tasks.options import RunOptions
 from tasks.plan import build_plan
+from tasks.run_finish import run_stats
+from tasks.run_setup import PreparedRun, handed_over
 from tasks.shards import shard_report_key, shard_selector
 from tasks.stores import absolute, read_json
 
-SHARD_DEPLOYMENT = "stylize-manifest/nst-shard"
 _SUMMED = ("computed", "failed_styles", "task_runs")  # per-shard figures the merged report adds up
 
 
@@ -55,7 +57,7 @@ class ShardRun:
     gave_up: str = ""  # why the parent stopped waiting, when it did
 
 
-@flow(name="stylize-manifest-sharded", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
+@flow(name=SHARDED_FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
 def stylize_manifest_sharded(manifest_uri: str, shards: int, options: RunOptions = RunOptions(),
                              deployment: str = SHARD_DEPLOYMENT, precompute_styles: bool = True,
                              shard_timeout: float = 6 * 3600, poll_interval: float = 5.0) -> State:
@@ -72,8 +74,7 @@ def stylize_manifest_sharded(manifest_uri: str, shards: int, options: RunOptions
         raise ValueError(f"shards={shards}: need at least one shard")
     manifest_uri = absolute(manifest_uri, ".")  # workers do not start in this folder
     run = open_run(manifest_uri, options, f" [{shards} shards]")
-    plan = build_plan(run.manifest, run.storage, force=options.force, only=options.only,
-                      batch_size=options.batch_size, cached=run.cache.has)
+    plan = run.plan
     logger.info("whole plan: %s", plan.summary())
     styles = compute_styles(plan, run, options, only_missing=True) if precompute_styles else None
     for key, error in (styles.failed.items() if styles else ()):  # the shards that need it retry it
@@ -92,13 +93,13 @@ def stylize_manifest_sharded(manifest_uri: str, shards: int, options: RunOptions
 
     outcomes, shard_stats = _merge(runs, run, options)
     computed = styles.computed if styles else 0
-    stats = {"style_targets": {"planned": len(plan.style_jobs),
-                               "computed": computed + sum(s.get("computed", 0) for s in shard_stats),
-                               "cached": len(plan.cached_styles),
-                               "failed": sum(s.get("failed_styles", 0) for s in shard_stats)},
-             "task_runs": (len(plan.style_jobs) - len(plan.cached_styles) if styles else 0)
-             + sum(s.get("task_runs", 0) for s in shard_stats),
-             "output": run.storage.uri, "cache": run.cache_uri,
+    style_targets = {"planned": len(plan.style_jobs),
+                     "computed": computed + sum(s.get("computed", 0) for s in shard_stats),
+                     "cached": len(plan.cached_styles),
+                     "failed": sum(s.get("failed_styles", 0) for s in shard_stats)}
+    task_runs = ((len(plan.style_jobs) - len(plan.cached_styles) if styles else 0)
+                 + sum(s.get("task_runs", 0) for s in shard_stats))
+    stats = {**run_stats(run, style_targets, task_runs),
              "shards": [{k: v for k, v in s.items() if k not in _SUMMED} for s in shard_stats]}
     unfinished = [r.shard for r in runs if r.gave_up]
     why = f"shards not finished: {', '.join(unfinished)} (rerun to finish them)" if unfinished else ""
@@ -146,7 +147,7 @@ def _cancel(client: Any, run: ShardRun) -> None:
         run.gave_up += f"; could not cancel it: {exc}"
 
 
-def _merge(runs: list[ShardRun], run: OpenRun, options: RunOptions) -> tuple[list[PairOutcome], list[dict[str, Any]]]:
+def _merge(runs: list[ShardRun], run: PreparedRun, options: RunOptions) -> tuple[list[PairOutcome], list[dict[str, Any]]]:
     """Every pair's outcome, from the shard reports; pairs of shards that did not report are
     looked up in the output (done = same fingerprint there) or reported as not finished."""
     manifest, storage = run.manifest, run.storage
@@ -169,16 +170,16 @@ def _merge(runs: list[ShardRun], run: OpenRun, options: RunOptions) -> tuple[lis
         else:  # crashed, killed, timed out or cancelled: see what it left in the output
             why = shard_run.gave_up or f"ended {shard_run.state} without a report"
             entry["reason"] = why
-            plan = build_plan(manifest, storage, force=False, only=options.only,
+            plan = build_plan(manifest, storage, options.replace(force=False),
                               select=shard_selector(all_pairs, shard_run.shard))
             for job in plan.todo:
-                outcomes[(job.content_id, job.style_id)] = job.failed(
+                outcomes[(job.content, job.style)] = job.failed(
                     f"shard {shard_run.shard} did not finish: {why}; rerun to finish it")
             for job in plan.skipped:
-                outcomes[(job.content_id, job.style_id)] = PairOutcome(
-                    job.content_id, job.style_id, SKIPPED,
+                outcomes[(job.content, job.style)] = PairOutcome(
+                    job.content, job.style, SKIPPED,
                     f"found done in the output (shard {shard_run.shard} did not report)",
-                    fingerprint=job.fingerprint, link=storage.url(image_key(job.content_id, job.style_id)))
+                    fingerprint=job.fingerprint, link=storage.url(job.image_key))
             for outcome in plan.failed:
                 outcomes[(outcome.content, outcome.style)] = outcome
             entry["pairs"] = len(plan.todo) + len(plan.skipped) + len(plan.failed)
@@ -187,8 +188,13 @@ def _merge(runs: list[ShardRun], run: OpenRun, options: RunOptions) -> tuple[lis
     return sorted(outcomes.values(), key=lambda o: order.get((o.content, o.style), len(order))), stats
 
 
-def run_sharded(manifest_uri: str, shards: int, options: RunOptions = RunOptions(),
-                **parent: Any) -> tuple[State, dict[str, Any]]:
+def run_sharded(manifest_uri: str, shards: int, options: RunOptions = RunOptions(), *,
+                prepared: PreparedRun | None = None, **parent: Any) -> tuple[State, dict[str, Any]]:
     """Run the parent flow here and return its final state and merged report. `parent`: the
-    parent's own settings (deployment, shard_timeout, poll_interval, precompute_styles)."""
-    return report_of(stylize_manifest_sharded(manifest_uri, shards, options.resolved(), return_state=True, **parent))
+    parent's own settings (deployment, shard_timeout, poll_interval, precompute_styles).
+    `prepared`: the whole run as prepare_run set it up in this process (see run_manifest)."""
+    if prepared is not None:
+        manifest_uri, options = prepared.manifest_uri, prepared.options
+    with handed_over(prepared):
+        return report_of(stylize_manifest_sharded(manifest_uri, shards, options.resolved(), return_state=True,
+                                                  **parent))

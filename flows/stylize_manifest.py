@@ -10,20 +10,23 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.run_steps import compute_styles, finish, open_run, planned_outcomes, run_batches, start_progress
+from flows.names import FLOW_NAME
+from flows.run_steps import compute_styles, finish, open_run, run_batches, start_progress
 from tasks.layout import REPORT_KEY
 from tasks.options import RunOptions
-from tasks.plan import build_plan, record_results
+from tasks.plan import record_results
 from tasks.progress import plan_in_words
 from tasks.report import PairsFailed
-from tasks.shards import runner_identity, shard_report_key, shard_selector
+from tasks.run_finish import run_stats
+from tasks.run_setup import PreparedRun, handed_over
+from tasks.shards import runner_identity, shard_report_key
 from tasks.stores import absolute
 
 
 # One worker thread per GPU slot (1 by default). Measured on 2 CPU cores: with 2 threads a
 # pair's engine time rose from ~8 s to 12-15 s (two OpenMP thread teams contend for the cores);
 # with 1 it matches a direct engine call (benchmarks/pipeline_overhead.py).
-@flow(name="stylize-manifest", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
+@flow(name=FLOW_NAME, task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=False)
 def stylize_manifest(manifest_uri: str, options: RunOptions = RunOptions()) -> State:
     """Stylize every pair of a manifest. Returns Completed, or Failed naming how many pairs failed.
 
@@ -32,9 +35,7 @@ def stylize_manifest(manifest_uri: str, options: RunOptions = RunOptions()) -> S
     """
     shard = options.shard
     run = open_run(manifest_uri, options, f" [{shard}]" if shard else "")
-    select = shard_selector([(p.content, p.style) for p in run.manifest.pairs], shard) if shard else None
-    plan = build_plan(run.manifest, run.storage, force=options.force, only=options.only,
-                      batch_size=options.batch_size, cached=run.cache.has, select=select)
+    plan = run.plan
     get_run_logger().info("plan: %s", plan_in_words(plan))
     label = f"{run.manifest.name}-shard-{shard.replace('/', '-of-')}" if shard else run.manifest.name
     progress = start_progress(plan, run.manifest.name, label)
@@ -43,26 +44,30 @@ def stylize_manifest(manifest_uri: str, options: RunOptions = RunOptions()) -> S
     done, task_runs = run_batches(plan, run, options, styles, progress)
     record_results(plan, run.storage, done)  # so the next run's plan need not read their provenance
 
-    stats: dict[str, Any] = {"style_targets": styles.to_dict(), "task_runs": len(plan.style_jobs) + task_runs,
-                             "output": run.storage.uri, "cache": run.cache_uri}
+    stats = run_stats(run, styles.to_dict(), len(plan.style_jobs) + task_runs)
     if shard:  # which machine and GPU ran this shard, for the merged report
         stats["shard"] = {"shard": shard, "flow_run": str(flow_run.id), **runner_identity()}
     # A sharded run's one gallery is written by its parent.
-    return finish(run, planned_outcomes(plan) + done, stats, label=label,
+    return finish(run, plan.decided() + done, stats, label=label,
                   report_key=shard_report_key(shard) if shard else REPORT_KEY, gallery=not shard)
 
 
-def run_manifest(manifest_uri: str, options: RunOptions = RunOptions(), *,
-                 task_runner: Any = None) -> tuple[State, dict[str, Any]]:
+def run_manifest(manifest_uri: str, options: RunOptions = RunOptions(), *, task_runner: Any = None,
+                 prepared: PreparedRun | None = None) -> tuple[State, dict[str, Any]]:
     """Run the flow here and return its final state and run report (raises on a bad manifest).
 
     `task_runner` replaces the flow's own, e.g. flows.dask_runner.dask_task_runner(...).
+    `prepared`: the run as prepare_run set it up in this process (`nst run`); the flow starts
+    from it instead of reading and planning the manifest again.
     """
+    if prepared is not None:
+        manifest_uri, options = prepared.manifest_uri, prepared.options
     options = options.resolved()
     if task_runner is None and options.gpu_slots > 1:
         task_runner = ThreadPoolTaskRunner(max_workers=options.gpu_slots)
     runnable = stylize_manifest.with_options(task_runner=task_runner) if task_runner else stylize_manifest
-    return report_of(runnable(absolute(manifest_uri, "."), options, return_state=True))
+    with handed_over(prepared):
+        return report_of(runnable(absolute(manifest_uri, "."), options, return_state=True))
 
 
 def report_of(state: State) -> tuple[State, dict[str, Any]]:

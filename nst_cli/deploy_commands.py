@@ -1,5 +1,5 @@
-"""`nst deploy`, `nst serve` and `nst notify`: scheduled runs of a manifest on a Prefect server,
-and an alert when one fails.
+"""`nst deploy`, `nst serve`, `nst notify` and `nst deploy-shards`: scheduled runs of a manifest
+on a Prefect server, an alert when one fails, and the deployment sharded runs use.
 
 Prefect is imported by the handlers, not here: the parser is built for every `nst` command, and
 importing Prefect costs ~5 s that `nst validate` or a no-op `nst run` should not pay.
@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from deployments.names import FLOW_NAME, GPU_LIMIT, WORK_POOL
+from deployments.names import GPU_LIMIT, SHARD_POOL, WORK_POOL
+from flows.names import SHARD_DEPLOYMENT_NAME, deployment_path
 from nst_cli.errors import fail
 from nst_cli.manifest_commands import add_run_option_flags, run_options_from_args
 from tasks.manifest import load_manifest
@@ -28,9 +29,15 @@ def add_parsers(commands: Any) -> None:
     deploy.set_defaults(handler=cmd_deploy)
     notify = commands.add_parser("notify", help="notify a webhook when a run of a deployment fails or crashes "
                                                 "(for deployments made by prefect.yaml)")
-    notify.add_argument("deployment", help="the deployment, FLOW/NAME, e.g. stylize-manifest/demo-nightly")
+    notify.add_argument("deployment", help=f"the deployment, FLOW/NAME, e.g. {deployment_path('demo-nightly')}")
     notify.add_argument("--webhook", metavar="URL_OR_BLOCK", required=True, help=NOTIFY_HELP)
     notify.set_defaults(handler=cmd_notify)
+    shards = commands.add_parser("deploy-shards", help="register the shard deployment that `nst run --shards N` "
+                                                       "runs on the Prefect workers of a work pool")
+    shards.add_argument("--pool", default=SHARD_POOL, help="process work pool, created if missing "
+                                                           "(default %(default)s)")
+    shards.add_argument("--name", default=SHARD_DEPLOYMENT_NAME, help="deployment name (default %(default)s)")
+    shards.set_defaults(handler=cmd_deploy_shards)
 
 
 NOTIFY_HELP = ("attach a Prefect automation that notifies when a run fails or crashes: an http(s) URL "
@@ -75,11 +82,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                                     work_pool=args.pool, cron=args.cron, interval=args.interval,
                                     timezone=args.timezone)
     schedule = args.cron or (f"every {args.interval:g} s" if args.interval else "none (trigger it)")
-    print(f"deployment {FLOW_NAME}/{name} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
+    print(f"deployment {deployment_path(name)} ({deployment_id}) on work pool {args.pool}; schedule: {schedule}")
     if args.notify_webhook:
-        _attach_alert(deployment_id, f"{FLOW_NAME}/{name}", args.notify_webhook)
+        _attach_alert(deployment_id, deployment_path(name), args.notify_webhook)
     print(f"start a worker:  prefect worker start --pool {args.pool}")
-    print(f"run it now:      prefect deployment run 'stylize-manifest/{name}'")
+    print(f"run it now:      prefect deployment run '{deployment_path(name)}'")
     return 0
 
 
@@ -105,6 +112,17 @@ def _attach_alert(deployment_id: Any, deployment_name: str, target: str) -> None
     except AlertError as exc:
         fail(str(exc), code=1)
     print(f"alert: automation {automation_id} notifies {target} when a run of {deployment_name} fails or crashes")
+
+
+def cmd_deploy_shards(args: argparse.Namespace) -> int:
+    _require_server()
+    from deployments.shards import deploy_shard_flow
+
+    deployment_id = deploy_shard_flow(args.pool, args.name)
+    print(f"deployment {deployment_path(args.name)} ({deployment_id}) on work pool {args.pool}")
+    print(f"on each GPU:  CUDA_VISIBLE_DEVICES=<i> prefect worker start --pool {args.pool} --limit 1")
+    print(f"then:         nst run manifest.yaml --shards <N> --deployment {deployment_path(args.name)}")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

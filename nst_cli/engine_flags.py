@@ -1,8 +1,9 @@
 """Engine options on the command line, generated from EngineConfig's fields.
 
-Every field becomes `--field-name` with its type and default read from the dataclass, so a new
-engine option needs no command-line code and the help never restates a default by hand. Only
-what a field's name and type cannot say lives here: a short description, an alias, the choices.
+Every field becomes `--field-name` with its type and default read from the dataclass, and its
+meaning and choices from nst_engine.config (FIELD_HELP, FIELD_CHOICES), so a new engine option
+needs no command-line code and the help never restates a default by hand. Only the aliases are
+the command line's own.
 """
 
 from __future__ import annotations
@@ -13,34 +14,9 @@ import types
 import typing
 from typing import Any, Callable
 
-from nst_engine import config as engine_config
-from nst_engine.config import EngineConfig
+from nst_engine.config import FIELD_CHOICES, FIELD_HELP, EngineConfig
 
-DESCRIPTIONS = {
-    "size": "output max side in pixels",
-    "iterations": "iterations per scale (the cap when the engine stops at convergence)",
-    "scales": "coarse-to-fine fractions of --size, e.g. 0.25,0.5,1",
-    "scale_iterations": "iterations at each scale, e.g. 300,100,50",
-    "learning_rate": "step size (None: 1 for L-BFGS, 0.02 for Adam)",
-    "content_weight": "alpha: weight of the content term",
-    "style_weight": "beta: weight of the style term",
-    "tv_weight": "weight of the total-variation term",
-    "style_layer_weights": "one weight per style layer",
-    "style_blend": "weights of several style images, e.g. 0.7,0.3",
-    "style_scale": "style image size relative to the output",
-    "preserve_colors": "keep the content's original colours",
-    "match_histogram": "match the style's colours to the content's first",
-    "weights": "imagenet, random[:SEED], or a VGG-19 .pth file",
-    "device": "auto, cpu, cuda or cuda:N",
-    "normalization": "none, or target: each term divided by its target's mean square (auto: from the weights)",
-    "tolerance": "stop an image when its loss fell by less than this (relative) over --tolerance-window iterations",
-    "init": "content, noise, style, or the path of an image to start from",
-    "block_size": "evaluate in blocks of this many px (a multiple of 16), exactly; 0: only when the whole image "
-                  "does not fit the memory",
-    "block_margin": "px of context around each block (a multiple of 16; 80 covers relu5_1's reach)",
-}
 ALIASES = {"learning_rate": ("--lr",)}
-CHOICES = {"optimizer": "OPTIMIZERS", "init": "INITS", "pooling": "POOLINGS", "precision": "PRECISIONS"}
 
 
 def _parser_for(annotation: Any) -> tuple[Callable[[str], Any] | None, str]:
@@ -74,14 +50,14 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + field.name.replace("_", "-")
         parse, metavar = _parser_for(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
-        help_text = f"{DESCRIPTIONS.get(field.name, field.name.replace('_', ' '))} (default {_default_text(default)})"
-        choices = getattr(engine_config, CHOICES[field.name], None) if field.name in CHOICES else None
+        help_text = f"{FIELD_HELP[field.name]} (default {_default_text(default)})"
+        choices = FIELD_CHOICES.get(field.name)
         if parse is None:
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
-        else:
+        else:  # a field with choices shows them as its metavar: --optimizer {lbfgs,adam}
             group.add_argument(flag, *ALIASES.get(field.name, ()), dest=field.name, type=parse, default=None,
-                               metavar=metavar, choices=choices, help=help_text)
+                               metavar=None if choices else metavar, choices=choices, help=help_text)
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:

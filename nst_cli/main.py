@@ -1,4 +1,5 @@
-"""The `nst` command line: `nst stylize`, `nst validate`, `nst run`, `nst deploy`, `nst serve`.
+"""The `nst` command line: `nst stylize`, `nst validate`, `nst run`, `nst deploy`, `nst serve`, `nst notify`,
+`nst deploy-shards`, `nst contact-sheet`.
 
 One parser, one entry function (`main`), one path from an error to an exit code (`EXIT_CODES`).
 Each command is a function of the parsed arguments in its own module, calling one library
@@ -13,12 +14,13 @@ import sys
 from importlib import metadata
 from typing import Callable, Sequence
 
-from nst_cli import deploy_commands, manifest_commands, stylize_command
+from nst_cli import deploy_commands, manifest_commands, output_commands, stylize_command
 from nst_cli.errors import CliError
 from nst_engine.errors import EngineError
 from tasks.manifest import ManifestError
 from tasks.options import RunOptionsError
 from tasks.output_guard import OutputRefusedError
+from tasks.run_setup import WeightsUnavailableError
 from tasks.stores import StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -31,6 +33,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (OutputRefusedError, EXIT_USAGE),  # an output that is not the pipeline's to write
     (EngineError, EXIT_USAGE),  # a bad engine setting or input image of `nst stylize`
     (StorageError, EXIT_FAILED),  # the output, cache or weights store could not be reached
+    (WeightsUnavailableError, EXIT_FAILED),  # the run's VGG-19 weights cannot be had here
 )
 
 
@@ -72,6 +75,7 @@ def main_parser() -> argparse.ArgumentParser:
     stylize_command.add_parser(commands)
     manifest_commands.add_parsers(commands)
     deploy_commands.add_parsers(commands)
+    output_commands.add_parsers(commands)
     return parser
 
 

@@ -9,24 +9,21 @@ import signal
 import sys
 from typing import Any
 
+from flows.names import SHARD_DEPLOYMENT
 from nst_cli.errors import fail
 from nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals
 from nst_cli.prefect_api import prefect_api
 from nst_cli.run_display import TerminalProgress, plan_lines, print_summary
-from nst_engine.errors import WeightsError
-from nst_engine.vgg import load_weights
 from tasks import progress
 from tasks.layout import GALLERY_KEY
-from tasks.manifest import Manifest, load_manifest
-from tasks.options import RunOptions, manifest_for_run
-from tasks.output_guard import check_output_location, local_manifest_path
-from tasks.plan import Plan, build_plan
+from tasks.manifest import load_manifest
+from tasks.options import RunOptions
 from tasks.report import summary_line
-from tasks.stores import Storage, open_storage
-from tasks.style_cache import StyleCache, cache_location
-from tasks.weights import random_weights_warning, weights_problem
+from tasks.run_finish import finish_without_engine
+from tasks.run_setup import PreparedRun, WeightsUnavailableError, prepare_run
+from tasks.weights import weights_problems
 
-# A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (DESIGN.md).
+# A fresh local Prefect database takes ~30 s to migrate here, over the 20 s default (docs/design.md).
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
@@ -61,7 +58,9 @@ def add_run_option_flags(parser: argparse.ArgumentParser, *, defaults: dict[str,
     group.add_argument("--force", action="store_true", default=None, help="redo pairs whose result is already there")
     group.add_argument("--only", type=lambda text: tuple(p for p in text.split(",") if p),
                        help="comma-separated content/style ids to restrict the run to")
-    group.add_argument("--batch-size", type=int, help=f"pairs per task (default {fields['batch_size']})")
+    group.add_argument("--batch-size", type=int, help=f"the most pairs optimised together in one batch, one task run each; "
+                                                     f"a batch that does not fit the GPU memory is split "
+                                                     f"(default {fields['batch_size']})")
     group.add_argument("--gpu-slots", type=int, help=f"concurrent GPU tasks (default {fields['gpu_slots']})")
     group.add_argument("--gpu-limit", help="name of a Prefect global concurrency limit to hold GPU slots in "
                                            "(shared by every worker on one server); default: a semaphore "
@@ -98,73 +97,81 @@ def _add_scale_flags(run: argparse.ArgumentParser) -> None:
                                                    "(default: one per visible GPU)")
     group.add_argument("--shards", type=int, help="split the pairs into this many deployment runs for the "
                                                   "Prefect workers of a work pool; this process merges them")
-    group.add_argument("--deployment", help="the shard deployment (default stylize-manifest/nst-shard, "
-                                            "registered by `python -m deployments.shards`)")
+    group.add_argument("--deployment", help=f"the shard deployment (default {SHARD_DEPLOYMENT}, "
+                                            "registered by `nst deploy-shards`)")
     group.add_argument("--shard-timeout", type=float, help="seconds a shard may run, or the run may go "
                                                            "without progress, before it is reported unfinished")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
-    if not _weights_available(manifest, "validate"):
-        return 1
+    problems = weights_problems(manifest)
+    if problems:
+        raise WeightsUnavailableError(manifest.source, problems)
     print(f"{args.manifest}: ok ({len(manifest.contents)} contents, {len(manifest.styles)} styles, "
           f"{len(manifest.pairs)} pairs)")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Load, prepare (the same set-up the flow uses), show, run."""
     manifest = load_manifest(args.manifest)
-    why = None if args.weights else _fallback(manifest.engine.weights, args.fallback_weights)
-    options = run_options_from_args(args, **({"weights": args.fallback_weights, "weights_fallback": why} if why else {}))
-    guard_output(manifest, options)  # before any work, and before a Prefect server starts
-    if args.shards:
+    if args.shards:  # before any work, and before a temporary Prefect server would start
         _check_shard_options(args)
-    run_manifest, storage, plan = _plan(manifest, options)
-    if args.dry_run and not _weights_available(run_manifest, "run --dry-run"):
-        return 1
-    if args.dry_run or not args.quiet:
-        print("\n".join(plan_lines(run_manifest.name, storage.uri, plan, list_todo=args.dry_run)))
+    run = prepare_run(manifest, run_options_from_args(args), fallback_weights=args.fallback_weights,
+                      check_weights=args.dry_run)
+    show_prepared(run, list_todo=args.dry_run, quiet=args.quiet)
     if args.dry_run:
         return 0
-    if not plan.todo and not plan.failed:  # a resume with nothing left: no Prefect, no server
-        print(f"{run_manifest.name}: nothing to do; output: {storage.uri}; gallery: {storage.url(GALLERY_KEY)}")
-        return 0
+    if run.nothing_to_compute:  # all done, or failing at planning again: no Prefect, no server
+        return _finish_without_prefect(run, quiet=args.quiet)
+    return _run_with_prefect(args, run)
+
+
+def show_prepared(run: PreparedRun, *, list_todo: bool, quiet: bool) -> None:
+    """The fallback banner, the plan (always for a dry run), the random-weights warning."""
+    if run.options.weights_fallback:
+        banner = "!" * 78
+        print(f"{banner}\nWEIGHTS ARE NOT AVAILABLE: {run.options.weights_fallback}\nFALLING BACK TO "
+              f"'{run.options.weights}': the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
+    if list_todo or not quiet:
+        print("\n".join(plan_lines(run.manifest.name, run.storage.uri, run.plan, list_todo=list_todo)))
+    if run.weights_warning and not quiet and not list_todo:
+        print(f"WARNING: {run.weights_warning}", file=sys.stderr)
+
+
+def _finish_without_prefect(run: PreparedRun, *, quiet: bool) -> int:
+    """run.json and the gallery of the pairs decided at planning, as the flow would end."""
+    report = finish_without_engine(run)
+    print_summary(report, rows=not quiet)
+    print(f"gallery: {run.storage.url(GALLERY_KEY)}")
+    return 1 if report["counts"]["failed"] else 0
+
+
+def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
+    """The flow in this process (threads or Dask) or as shards, with live progress; the summary."""
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     # Prefect's console lines would repeat what the display shows (and break its redrawing);
     # --verbose shows them. The run's logs still reach the server (and its UI) in full.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if args.verbose else "CRITICAL")
-    warning = random_weights_warning(manifest.engine.weights, options)
-    if warning and not args.quiet:
-        print(f"WARNING: {warning}", file=sys.stderr)
-    display = None if args.quiet else TerminalProgress(options.log_every)
+    display = None if args.quiet else TerminalProgress(run.options.log_every)
     previous = progress.install(display)
     try:
         with prefect_api(), stop_on_signals("run") as signals:
-            state, report = run_beside_signal_handlers(lambda: _run_flow(args, options))
+            state, report = run_beside_signal_handlers(lambda: _run_flow(args, run))
     finally:
         progress.install(previous)
         if display is not None:
             display.close()
     print_summary(report, rows=not args.quiet)
-    print(f"gallery: {storage.url(GALLERY_KEY)}")
+    print(f"gallery: {run.storage.url(GALLERY_KEY)}")
     if signals:
         name = signal.Signals(signals[0]).name
         print(f"nst run: stopped by {name}: {summary_line(report['counts'])}; rerun the same command to finish",
               file=sys.stderr)
         return 128 + signals[0]
     return 1 if report["counts"]["failed"] or not state.is_completed() else 0
-
-
-def _plan(manifest: Manifest, options: RunOptions) -> tuple[Manifest, Storage, Plan]:
-    """The plan as the flow will make it (the flow plans again: the inputs may change meanwhile)."""
-    manifest = manifest_for_run(manifest, options)
-    storage = open_storage(options.output or manifest.output)
-    cache = StyleCache.at(cache_location(manifest.cache))
-    plan = build_plan(manifest, storage, force=options.force, only=options.only,
-                      batch_size=options.batch_size, cached=cache.has)
-    return manifest, storage, plan
 
 
 def _uses_dask(args: argparse.Namespace) -> bool:
@@ -182,18 +189,18 @@ def _check_shard_options(args: argparse.Namespace) -> None:
              "http://127.0.0.1:4200/api")
 
 
-def _run_flow(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[str, Any]]:
-    """Run here, on a Dask cluster, or as shards on Prefect workers."""
-    dask = _uses_dask(args)
+def _run_flow(args: argparse.Namespace, run: PreparedRun) -> tuple[Any, dict[str, Any]]:
+    """Run here, on a Dask cluster, or as shards on Prefect workers; the flow starts from `run`."""
     if args.shards:
         from flows.sharded import run_sharded
 
         parent = {"deployment": args.deployment, "shard_timeout": args.shard_timeout}
-        return run_sharded(args.manifest, args.shards, options, **{k: v for k, v in parent.items() if v})
+        return run_sharded(run.manifest_uri, args.shards, run.options, prepared=run,
+                           **{k: v for k, v in parent.items() if v})
     from flows.stylize_manifest import run_manifest
 
-    if not dask:
-        return run_manifest(args.manifest, options)
+    if not _uses_dask(args):
+        return run_manifest(run.manifest_uri, run.options, prepared=run)
     try:
         from flows.dask_runner import dask_task_runner
     except ImportError as exc:
@@ -202,34 +209,4 @@ def _run_flow(args: argparse.Namespace, options: RunOptions) -> tuple[Any, dict[
         runner = dask_task_runner(args.dask_address, args.workers)
     except ValueError as exc:
         fail(str(exc))
-    return run_manifest(args.manifest, options, task_runner=runner)
-
-
-def _fallback(weights: str, fallback: str | None) -> str | None:
-    """Why `weights` cannot be loaded here, when a `fallback` is given and they cannot; else None
-    (keep the manifest's)."""
-    if not fallback:
-        return None
-    try:
-        load_weights(weights)
-    except WeightsError as exc:
-        banner = "!" * 78
-        print(f"{banner}\nWEIGHTS '{weights}' ARE NOT AVAILABLE: {exc}\nFALLING BACK TO '{fallback}': "
-              f"the images will NOT be real style transfer.\n{banner}", file=sys.stderr)
-        return str(exc)
-    return None
-
-
-def guard_output(manifest: Manifest, options: RunOptions) -> None:
-    """Refuse (OutputRefusedError) an output that is not the pipeline's to write."""
-    check_output_location(open_storage(options.output or manifest.output), manifest=local_manifest_path(manifest),
-                          allow_non_empty=options.allow_non_empty_output)
-
-
-def _weights_available(manifest: Manifest, command: str) -> bool:
-    """Every weights source the pairs use can be loaded here; else say which and how to fix it."""
-    problems = [problem for weights in sorted({p.engine.weights for p in manifest.pairs})
-                if (problem := weights_problem(weights))]
-    for problem in problems:
-        print(f"nst {command}: error: {manifest.source}: {problem}", file=sys.stderr)
-    return not problems
+    return run_manifest(run.manifest_uri, run.options, task_runner=runner, prepared=run)

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from nst_engine import ProgressEvent
+from nst_engine.optimize import ProgressEvent
 from tasks.layout import FAILED, PairOutcome
 from tasks.plan import Plan
 from tasks.progress import ProgressSink, Tally, plan_in_words
@@ -33,9 +33,9 @@ def plan_lines(name: str, output: str, plan: Plan, list_todo: bool = False) -> l
     if list_todo and plan.todo:
         lines.append("  to do:")
         for number, batch in enumerate(plan.batches, 1):
-            lines.append(f"    call {number}: " + ", ".join(f"{j.content_id} x {j.style_id}" for j in batch))
+            lines.append(f"    call {number}: " + ", ".join(j.label for j in batch))
     for outcome in plan.failed:
-        lines.append(f"  will fail {outcome.content} x {outcome.style}: {outcome.reason}")
+        lines.append(f"  will fail {outcome.label}: {outcome.reason}")
     return lines
 
 
@@ -88,7 +88,7 @@ class TerminalProgress(ProgressSink):
                 self.tally.count(outcomes)
             self.running = [p for p in self.running if p not in pairs]
             for outcome in outcomes:
-                text = f"{outcome.status} {outcome.content} x {outcome.style}"
+                text = f"{outcome.status} {outcome.label}"
                 text += f": {outcome.reason}" if outcome.status == FAILED else f" ({outcome.time_text()})"
                 self._print(text)
             if not self.live_mode and self.tally is not None:
@@ -137,16 +137,16 @@ def print_summary(report: dict[str, Any], *, rows: bool = True) -> None:
         if sys.stdout.isatty():
             table = Table("pair", "status", "total loss", "time")
             for o in shown:
-                table.add_row(f"{o.content} x {o.style}", o.status, _loss(o), o.time_text())
+                table.add_row(o.label, o.status, _loss(o), o.time_text())
             Console().print(table)
         else:
             for o in shown:
-                print("  " + "  ".join(x for x in (f"{o.content} x {o.style}", o.status, _loss(o), o.time_text()) if x))
+                print("  " + "  ".join(x for x in (o.label, o.status, _loss(o), o.time_text()) if x))
         if len(made) > len(shown):
             print(f"  ... and {len(made) - len(shown)} more: see run.json")
     for o in outcomes:
         if o.status == FAILED:
-            line = f"failed {o.content} x {o.style}: {o.reason}"
+            line = f"failed {o.label}: {o.reason}"
             if sys.stderr.isatty():
                 Console(file=sys.stderr, highlight=False).print(Text(line, style="red"))
             else:  # whole lines for logs and grep (rich would wrap at 80 columns)

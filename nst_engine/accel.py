@@ -28,7 +28,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-# NOT YET MEASURED: no GPU was lent to the session that wrote this. The rule (issue 14) is "the
+# NOT YET MEASURED: no GPU was lent to the session that wrote this. The rule is "the
 # fastest precision whose final loss stays within 1% of float32"; bfloat16 is the expected winner
 # (tensor cores at twice TF32's rate, fp32 range so no loss scaling). Confirm or change it with
 # `python -m benchmarks.gpu_throughput` on a GPU: its table names the precision that meets the rule.

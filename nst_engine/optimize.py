@@ -138,7 +138,7 @@ def optimize(extractor: VGGFeatures, content: torch.Tensor, targets_for: Targets
     `memory_budget` caps the bytes it plans for, as --gpu-memory).
     """
     device = next(extractor.parameters()).device
-    accel.prepare(extractor, device, config.precision)  # issue 14: TF32 flags, cudnn.benchmark, channels_last
+    accel.prepare(extractor, device, config.precision)  # TF32 flags, cudnn.benchmark, channels_last
     content = content.to(device)
     batch, _, height, width = content.shape
     torch.manual_seed(config.seed)
@@ -377,7 +377,7 @@ def _resize(batch: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
-    return accel.network_autocast(device, precision)  # issue 14: resolves "auto", none for fp32/tf32
+    return accel.network_autocast(device, precision)  # resolves "auto", none for fp32/tf32
 
 
 # ---- the whole job from PIL images ------------------------------------------------------
@@ -397,7 +397,7 @@ def stylize(contents: Sequence[Image.Image], styles: Sequence[Sequence[Image.Ima
     info = None
     if extractor is None:
         layers = set(config.content_layers) | set(config.style_layers)
-        extractor, info = build_extractor(config.weights, layers, config.pooling, device)
+        extractor, info = build_extractor(config.weights, layers, config.pooling, device, config.input_convention)
     resized = [images.resize_max_side(image, config.size, MIN_SIDE) for image in contents]
     if len({image.size for image in resized}) != 1:
         raise EngineError(f"a batch needs contents of one shape at size {config.size}, got "

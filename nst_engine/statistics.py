@@ -17,7 +17,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     """[B, C, H, W] -> [B, C, C], normalised by C*H*W so it barely depends on image size."""
     b, c, h, w = features.shape
     # fp32 even inside autocast, which would run bmm in bf16/fp16: sums of H*W products need
-    # fp32's mantissa, and the style loss compares these to fp32 targets (issue 14).
+    # fp32's mantissa, and the style loss compares these to fp32 targets.
     with torch.autocast(features.device.type, enabled=False):
         flat = features.float().reshape(b, c, h * w)
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)

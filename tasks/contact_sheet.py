@@ -1,6 +1,6 @@
 """A contact sheet of a run's results: one row per pair, content | style | result.
 
-    python -m tasks.contact_sheet OUTPUT_FOLDER [--cell 160]
+    nst contact-sheet OUTPUT_FOLDER [--cell 160]
 
 Reads OUTPUT/run.json (which pairs are done) and each pair's provenance (which inputs made it),
 writes OUTPUT/contact-sheet.png and prints its path. Results of random weights are labelled
@@ -9,10 +9,8 @@ as such on the sheet.
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
-import sys
 
 from PIL import Image, ImageDraw
 
@@ -48,7 +46,7 @@ def contact_sheet(output: Storage, cell: int = 160) -> Image.Image:
         except (StorageError, KeyError, OSError) as exc:
             log.warning("contact sheet: skipping %s: %s", name, exc)
             continue
-        rows.append((f"{pair['content']} x {pair['style']}", [content, style, result]))
+        rows.append((layout.pair_label(pair['content'], pair['style']), [content, style, result]))
     if not rows:
         raise ValueError("run.json lists no finished pairs")
     return _draw(rows, cell, random_weights)
@@ -84,23 +82,6 @@ def write_contact_sheet(output_uri: str, cell: int = 160) -> str:
     contact_sheet(output, cell).save(buffer, format="PNG", optimize=True)
     output.write(SHEET_KEY, buffer.getvalue(), content_type="image/png")
     return f"{output_uri.rstrip('/')}/{SHEET_KEY}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.contact_sheet", description=__doc__.split("\n")[0])
-    parser.add_argument("output", help="the run's output folder (or s3:// prefix)")
-    parser.add_argument("--cell", type=int, default=160, help="max side of each image on the sheet (pixels)")
-    args = parser.parse_args(argv)
-    try:
-        print(write_contact_sheet(args.output, args.cell))
-    except (ValueError, StorageError) as exc:
-        print(f"contact sheet: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 __all__ = ["contact_sheet", "write_contact_sheet", "SHEET_KEY"]

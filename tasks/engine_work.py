@@ -1,12 +1,13 @@
 """The work a task does, as plain functions: compute a style target; stylize a batch of pairs.
 
-Each function writes its own outputs and returns small metadata (DESIGN.md: results stay out
+Each function writes its own outputs and returns small metadata (docs/design.md: results stay out
 of Prefect's memory).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import logging
 from typing import Any, Callable, Sequence
@@ -37,13 +38,14 @@ class BatchFailed(Exception):
         self.outcomes = outcomes
         failed = [o for o in outcomes if o.status == FAILED]
         super().__init__(f"{len(failed)} of {len(outcomes)} pairs failed: "
-                         + "; ".join(f"{o.content} x {o.style}: {o.reason}" for o in failed))
+                         + "; ".join(f"{o.label}: {o.reason}" for o in failed))
 
 
 def extractor_for(config: EngineConfig, device: torch.device) -> Any:
     """The extractor and its WeightsInfo; s3:// weights are fetched to a local file first."""
     layers = set(config.content_layers) | set(config.style_layers)
-    extractor, weights = build_extractor(local_weights(config.weights), layers, config.pooling, device)
+    extractor, weights = build_extractor(local_weights(config.weights), layers, config.pooling, device,
+                                          config.input_convention)
     if weights.source != config.weights:  # provenance names the URI the user gave, not our copy
         weights = dataclasses.replace(weights, source=config.weights)
     return extractor, weights
@@ -61,7 +63,7 @@ def compute_style_target(job: StyleJob, cache: StyleCache, device: str = "auto")
     tensors = style_tensors(images, job.side, None, config)
     # A print-size style image (size: 4096) runs in blocks when one pass does not fit: the same statistic.
     targets = compute_style_targets(extractor, tensors, job.layers, job.blend,
-                                    meta={"style": job.style_id, "side": str(job.side)}, statistic=job.statistic,
+                                    meta={"style": job.style, "side": str(job.side)}, statistic=job.statistic,
                                     blocks=style_block_planner(config, torch_device))
     cache.put(job.key, targets)
     return True
@@ -77,7 +79,7 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
     written image first, then provenance (whose fingerprint marks the pair as done).
     """
     outcomes: dict[str, PairOutcome] = {}
-    ready: list[tuple[PairJob, Any, list[Any]]] = []
+    ready: list[_Ready] = []
     stopped = stop_reason()
     if stopped:  # the run was asked to stop before this batch started
         raise BatchFailed([job.failed(f"not started: {stopped}; rerun to finish it") for job in jobs])
@@ -87,7 +89,7 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
             styles = [load_image(read_uri(uri), name=uri) for uri in job.style_uris]
             check_working_sizes(job.config, (job.content_uri, content.size),  # a file changed since planning
                                 [(uri, image.size) for uri, image in zip(job.style_uris, styles)])
-            ready.append((job, content, styles))
+            ready.append(_Ready(job, content, styles))
         except (EngineError, StorageError) as exc:
             outcomes[job.name] = job.failed(str(exc))
     if ready:
@@ -98,69 +100,103 @@ def stylize_batch(jobs: Sequence[PairJob], output: Storage, cache: StyleCache, *
     return ordered
 
 
-def _run_engine(ready: list[tuple[PairJob, Any, list[Any]]], output: Storage, cache: StyleCache,
-                outcomes: dict[str, PairOutcome], on_progress: Callable[[ProgressEvent], None] | None,
-                memory_budget: int | None) -> None:
-    config = ready[0][0].config
+@dataclass
+class _Ready:
+    """One pair whose inputs are decoded and checked, waiting for the engine call."""
+
+    job: PairJob
+    content: Any  # PIL image
+    styles: list[Any]
+
+
+def _run_engine(ready: list[_Ready], output: Storage, cache: StyleCache, outcomes: dict[str, PairOutcome],
+                on_progress: Callable[[ProgressEvent], None] | None, memory_budget: int | None) -> None:
+    """One engine call for the `ready` pairs (same settings), then each result written."""
+    config = ready[0].job.config
     device = resolve_device(config.device)
     extractor, weights = extractor_for(config, device)
-    weights_id = weights_identity(local_weights(config.weights))
-    loaded: dict[str, StyleTargets] = {}
-
-    def targets_for(item: int, side: int) -> StyleTargets:
-        job, content_image, styles = ready[item]
-        matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
-        key = style_key(config, job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
-                        weights_id, matched_to)
-        if key in loaded:  # pairs of one style share its entry: read it once per batch
-            return loaded[key]
-        targets = cache.get(key)
-        if targets is None:  # matched colours, or an entry lost since planning
-            reference = to_tensor(resize_max_side(content_image, config.size, MIN_SIDE)).to(device) if config.match_histogram else None
-            tensors = style_tensors(styles, side, reference, config)
-            targets = compute_style_targets(extractor, tensors, config.style_layers, job.style_blend,
-                                            statistic=config.style_statistic,
-                                            blocks=style_block_planner(config, device, memory_budget))
-            cache.put(key, targets)
-        loaded[key] = targets.to(device)
-        return loaded[key]
-
+    targets = _BatchTargets(ready, cache, config, extractor, device, weights_identity(local_weights(config.weights)),
+                            memory_budget)
     try:
         # Memory-sized batches; a batch that runs out of CUDA memory is split and retried, and a
         # pair that does not fit alone fails alone (nst_engine.batching).
-        result = stylize_batched([c for _, c, _ in ready], [s for _, _, s in ready], config, callback=on_progress,
-                                 targets_for=targets_for, extractor=extractor, memory_budget=memory_budget)
+        result = stylize_batched([r.content for r in ready], [r.styles for r in ready], config, callback=on_progress,
+                                 targets_for=targets.get, extractor=extractor, memory_budget=memory_budget)
     except RunStopped as exc:  # abandoned between iterations: nothing of this batch was written
-        for job, _, _ in ready:
-            outcomes[job.name] = job.failed(f"interrupted: {exc}; rerun to finish it")
+        _fail_all(ready, outcomes, f"interrupted: {exc}; rerun to finish it")
         return
     except Exception as exc:  # noqa: BLE001 - the whole engine call failed: every pair in it did
-        log.exception("engine failed on %s", ", ".join(job.name for job, _, _ in ready))
-        for job, _, _ in ready:
-            outcomes[job.name] = job.failed(f"{type(exc).__name__}: {exc}")
+        log.exception("engine failed on %s", ", ".join(r.job.name for r in ready))
+        _fail_all(ready, outcomes, f"{type(exc).__name__}: {exc}")
         return
-    # Measured: the wall time of the engine call that made each pair. Its pairs are optimised
-    # together (one forward/backward over the batch), so no pair has a time of its own unless it
-    # ran alone; the outcome says how many pairs shared the call rather than inventing a split.
-    for (job, _, _), item in zip(ready, result.items):
-        if not item.ok:
-            outcomes[job.name] = job.failed(str(item.error))
-            continue
-        image, losses, seconds = item.pil_image(), item.losses, item.batch_seconds
-        try:
-            record = build_provenance(config, weights, losses, seconds, result.device, job.inputs,
-                                      fingerprint=job.fingerprint, optimization=item.optimization,
-                                      extra={"pair": job.name, "batch": item.batch, "precision": result.precision,
-                                             "peak_memory_bytes_per_image": item.peak_memory_bytes})
-            meta = {"fingerprint": job.fingerprint, "content": job.content_id, "style": job.style_id}
-            output.write(job.image_key, encode_image(image), content_type="image/png", metadata=meta)
-            output.write(job.thumbnail_key, encode_image(thumbnail(image), "JPEG", 85),
-                         content_type="image/jpeg", metadata=meta)
-            output.write(job.provenance_key, json.dumps(record, indent=2).encode(),  # last: marks it done
-                         content_type="application/json", metadata=meta)
-        except StorageError as exc:
-            outcomes[job.name] = job.failed(str(exc))
-            continue
-        outcomes[job.name] = PairOutcome(job.content_id, job.style_id, DONE, losses=record["losses"],
-                                         seconds=round(seconds, 3), batch_size=item.batch,
-                                         fingerprint=job.fingerprint)
+    for pair, item in zip(ready, result.items):
+        job = pair.job
+        outcomes[job.name] = _write_result(job, item, weights, result, output) if item.ok else job.failed(str(item.error))
+
+
+def _fail_all(ready: list[_Ready], outcomes: dict[str, PairOutcome], reason: str) -> None:
+    for pair in ready:
+        outcomes[pair.job.name] = pair.job.failed(reason)
+
+
+class _BatchTargets:
+    """The style targets of a batch's pairs, by pair index and side: from the cache (read once
+    per batch: pairs of one style share an entry), or computed here when the colours are matched
+    to each content or an entry was lost since planning."""
+
+    def __init__(self, ready: list[_Ready], cache: StyleCache, config: EngineConfig, extractor: Any,
+                 device: torch.device, weights_id: str, memory_budget: int | None) -> None:
+        self.ready, self.cache, self.config, self.extractor = ready, cache, config, extractor
+        self.device, self.weights_id, self.memory_budget = device, weights_id, memory_budget
+        self.loaded: dict[str, StyleTargets] = {}
+
+    def get(self, item: int, side: int) -> StyleTargets:
+        pair, config = self.ready[item], self.config
+        job = pair.job
+        matched_to = job.inputs["content"]["sha256"] if config.match_histogram else None  # type: ignore[index]
+        key = style_key(config, job.inputs["style"]["sha256"], job.style_blend, side,  # type: ignore[index]
+                        self.weights_id, matched_to)
+        if key not in self.loaded:
+            targets = self.cache.get(key)
+            if targets is None:
+                targets = self._compute(pair, side)
+                self.cache.put(key, targets)
+            self.loaded[key] = targets.to(self.device)
+        return self.loaded[key]
+
+    def _compute(self, pair: _Ready, side: int) -> StyleTargets:
+        config = self.config
+        reference = None
+        if config.match_histogram:  # the style's colours matched to this content's
+            reference = to_tensor(resize_max_side(pair.content, config.size, MIN_SIDE)).to(self.device)
+        tensors = style_tensors(pair.styles, side, reference, config)
+        # A print-size style image runs in blocks when one pass does not fit: the same statistic.
+        return compute_style_targets(self.extractor, tensors, config.style_layers, pair.job.style_blend,
+                                     statistic=config.style_statistic,
+                                     blocks=style_block_planner(config, self.device, self.memory_budget))
+
+
+def _write_result(job: PairJob, item: Any, weights: Any, result: Any, output: Storage) -> PairOutcome:
+    """Image, thumbnail, then provenance (last: it marks the pair done); the pair's outcome.
+
+    Measured: the wall time of the engine call that made the pair. Its pairs are optimised
+    together (one forward/backward over the batch), so no pair has a time of its own unless it
+    ran alone; the outcome says how many pairs shared the call rather than inventing a split.
+    """
+    config = job.config
+    image, losses, seconds = item.pil_image(), item.losses, item.batch_seconds
+    try:
+        record = build_provenance(config, weights, losses, seconds, result.device, job.inputs,
+                                  fingerprint=job.fingerprint, optimization=item.optimization,
+                                  extra={"pair": job.name, "batch": item.batch, "precision": result.precision,
+                                         "peak_memory_bytes_per_image": item.peak_memory_bytes})
+        meta = {"fingerprint": job.fingerprint, "content": job.content, "style": job.style}
+        output.write(job.image_key, encode_image(image), content_type="image/png", metadata=meta)
+        output.write(job.thumbnail_key, encode_image(thumbnail(image), "JPEG", 85),
+                     content_type="image/jpeg", metadata=meta)
+        output.write(job.provenance_key, json.dumps(record, indent=2).encode(),  # last: marks it done
+                     content_type="application/json", metadata=meta)
+    except StorageError as exc:
+        return job.failed(str(exc))
+    return PairOutcome(job.content, job.style, DONE, losses=record["losses"], seconds=round(seconds, 3),
+                       batch_size=item.batch, fingerprint=job.fingerprint)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from nst_engine import EngineConfig
+from nst_engine.weight_sources import weights_credit
 from nst_engine.errors import EngineError
 from nst_engine.images import encode_image, load_image, thumbnail
 from tasks import layout
@@ -79,6 +80,8 @@ def gallery_html(page: GalleryPage) -> str:
         cells = "".join(f"<td>{_cell(content, style, by_pair.get((content, style)))}</td>" for style in page.style_ids)
         rows.append(f"<tr><th class=\"content\">{_header('content', content, page)}</th>{cells}</tr>")
     banner = f'<p class="warning" id="weights-warning">{html.escape(page.warning)}</p>' if page.warning else ""
+    credit = weights_credit(str(page.settings.get("weights", "")))
+    footer = f'<footer id="credits"><p>{html.escape(credit)}</p></footer>' if credit else ""
     counts = ", ".join(f"{page.counts.get(s, 0)} {s}" for s in layout.STATUSES)
     settings = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(_text(v))}</li>"
                        for k, v in page.settings.items())
@@ -103,12 +106,14 @@ td {{ min-width: 72px; max-width: 160px; font-size: 0.75em; }}
 .meta {{ color: #444; }}
 .failed {{ color: #b00; text-align: left; overflow-wrap: anywhere; }}
 .warning {{ background: #fee; border: 2px solid #b00; padding: 0.6em; font-weight: bold; }}
+footer {{ color: #555; font-size: 0.8em; margin-top: 1em; }}
 </style></head>
 <body><h1>{html.escape(page.title)}</h1>{banner}
 <p class="summary" id="summary">{html.escape(counts)}{f" &middot; finished {html.escape(_when(page.finished))}" if page.finished else ""}</p>
 <details id="settings"><summary>settings</summary><ul>{settings}</ul></details>
 <div class="scroll"><table id="grid"><thead><tr><th>content \\ style</th>{head}</tr></thead>
 <tbody>{''.join(rows)}</tbody></table></div>
+{footer}
 </body></html>
 """
 
@@ -151,5 +156,5 @@ def _cell(content: str, style: str, outcome: Mapping[str, Any] | None) -> str:
         meta.append(record.time_text())
     if record.status == layout.SKIPPED:
         meta.append("skipped: done before")
-    return (f'<a href="{image}"><img src="{thumb}" alt="{html.escape(content)} x {html.escape(style)}" '
+    return (f'<a href="{image}"><img src="{thumb}" alt="{html.escape(layout.pair_label(content, style))}" '
             f'data-pair="{name}"></a><div class="meta">{html.escape(" · ".join(meta))}</div>')

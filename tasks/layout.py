@@ -26,7 +26,13 @@ PAIR_SEPARATOR = "--"  # ids may not contain it (tasks/manifest.py), so names sp
 
 
 def pair_name(content_id: str, style_id: str) -> str:
+    """The pair in file names: "photo0--art"."""
     return f"{content_id}{PAIR_SEPARATOR}{style_id}"
+
+
+def pair_label(content_id: str, style_id: str) -> str:
+    """The pair as people read it, in task names, logs, the terminal and the UI: "photo0 x art"."""
+    return f"{content_id} x {style_id}"
 
 
 def image_key(content_id: str, style_id: str) -> str:
@@ -72,13 +78,17 @@ class PairOutcome:
     reason: str = ""
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the engine call that made it, measured (see batch_size)
-    batch_size: int = 0  # pairs optimised together in that call: one call cannot be split per pair
+    batch_size: int = 0  # pairs optimised together with it (its batch): one pass cannot be split per pair
     fingerprint: str = ""
     link: str = ""  # where a person opens the image: a file URI, or a presigned URL on S3
 
     @property
     def name(self) -> str:
         return pair_name(self.content, self.style)
+
+    @property
+    def label(self) -> str:
+        return pair_label(self.content, self.style)
 
     def time_text(self) -> str:
         """The measured time as a person should read it: a pair alone, or the batch it shared."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 
+from tasks.layout import pair_label
 from tasks.manifest_yaml import YamlError, read_yaml
 
 from tasks.stores import (BACKENDS, GLOB_CHARS, ObjectInfo, StorageError, glob_objects, join, object_stem,
@@ -558,7 +559,7 @@ class _Checker:
         return config
 
     def weights(self, value: str, field: str) -> str:
-        """imagenet, random[:SEED] (EngineConfig checks its form) and URIs are kept; a local path
+        """original, imagenet, random[:SEED] (EngineConfig checks its form) and URIs are kept; a local path
         must exist (made absolute)."""
         if scheme_of(value) is not None:
             problem = uri_problem(value, _show(value), want="object")
@@ -567,7 +568,7 @@ class _Checker:
             return value
         from nst_engine.config import asks_for_random_weights  # here, not at import time: torch
 
-        if value == "imagenet" or asks_for_random_weights(value):
+        if value in ("original", "imagenet") or asks_for_random_weights(value):
             return value
         if not value:
             return value  # EngineConfig reports the empty value
@@ -579,7 +580,7 @@ class _Checker:
             return value
         if not path.is_file():
             self.fail(field, f"no such weights file {_show(value)} (looked in {path.parent}); "
-                             "use imagenet, random[:SEED] or the path of a VGG-19 state dict")
+                             "use original, imagenet, random[:SEED] or the path of a VGG-19 state dict")
             return value
         return str(path.resolve())
 
@@ -630,7 +631,7 @@ class _Checker:
                 continue
             key = (item["content"], item["style"])
             if key in seen:
-                self.fail(path, f"duplicate pair {key[0]} x {key[1]} (also pairs[{seen[key]}]); list each once")
+                self.fail(path, f"duplicate pair {pair_label(*key)} (also pairs[{seen[key]}]); list each once")
                 continue
             seen[key] = index
             specs.append(PairSpec(key[0], key[1], config))

@@ -37,7 +37,7 @@ class RunOptions:
     output: str | None = None  # folder or URI; None: the manifest's `output:`
     force: bool = False  # redo pairs whose result (same fingerprint) is already there
     only: tuple[str, ...] = ()  # content/style ids to restrict the run to; empty: every pair
-    batch_size: int = 4  # pairs per engine call (task run)
+    batch_size: int = 4  # the most pairs in one batch (optimised together; one task run each); memory may split it
     gpu_slots: int = 1  # concurrent engine calls (GPUs) in this process, or the size of gpu_limit
     gpu_limit: str | None = None  # a Prefect global concurrency limit shared by every worker
     weights: str | None = None  # VGG-19 weights for every pair; None: the manifest's

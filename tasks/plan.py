@@ -16,14 +16,15 @@ from nst_engine.images import fit_size, image_size
 from nst_engine.optimize import MIN_SIDE, style_side
 from nst_engine.vgg import weights_identity
 from tasks import layout
-from tasks.layout import DONE, PairOutcome
+from tasks.layout import DONE, SKIPPED, PairOutcome
 from tasks.manifest import ImageRef, Manifest
+from tasks.options import RunOptions
 from tasks.plan_index import KnownInput, PlanIndex
 from tasks.stores import ObjectInfo, Storage, StorageError, read_uri, stat_uri
 from tasks.style_cache import cache_location, style_key
 from tasks.weights import local_weights
 
-# Prefect's server ingests ~13-16 task runs/s (DESIGN.md): keep one flow run under this many.
+# Prefect's server ingests ~13-16 task runs/s (docs/design.md): keep one flow run under this many.
 MAX_TASK_RUNS = 200
 
 
@@ -44,7 +45,7 @@ class StyleJob:
     """One style target to compute: a style (or blend) at one size for one extractor."""
 
     key: str
-    style_id: str
+    style: str
     uris: tuple[str, ...]
     blend: tuple[float, ...]
     side: int
@@ -60,8 +61,8 @@ class PairJob:
     the inputs' URIs and hashes, the effective engine settings, the result's fingerprint and the
     cache keys of its style targets. Small and picklable: it travels to task runs."""
 
-    content_id: str
-    style_id: str
+    content: str
+    style: str
     content_uri: str
     style_uris: tuple[str, ...]
     style_blend: tuple[float, ...]
@@ -72,22 +73,26 @@ class PairJob:
 
     @property
     def name(self) -> str:
-        return layout.pair_name(self.content_id, self.style_id)
+        return layout.pair_name(self.content, self.style)
+
+    @property
+    def label(self) -> str:
+        return layout.pair_label(self.content, self.style)
 
     @property
     def image_key(self) -> str:
-        return layout.image_key(self.content_id, self.style_id)
+        return layout.image_key(self.content, self.style)
 
     @property
     def provenance_key(self) -> str:
-        return layout.provenance_key(self.content_id, self.style_id)
+        return layout.provenance_key(self.content, self.style)
 
     @property
     def thumbnail_key(self) -> str:
-        return layout.thumbnail_key(self.content_id, self.style_id)
+        return layout.thumbnail_key(self.content, self.style)
 
     def failed(self, reason: str) -> PairOutcome:
-        return PairOutcome.failed(self.content_id, self.style_id, reason)
+        return PairOutcome.failed(self.content, self.style, reason)
 
 
 @dataclass
@@ -104,6 +109,11 @@ class Plan:
     cached_styles: set[str]
     index: PlanIndex = field(default_factory=PlanIndex.empty, repr=False)
     inputs_read: int = 0  # inputs whose bytes planning read (new or changed since the index saw them)
+
+    def decided(self) -> list[PairOutcome]:
+        """Pairs decided before any work: those failing at planning, then those already done."""
+        return [*self.failed, *(PairOutcome(j.content, j.style, SKIPPED, "same fingerprint already done",
+                                            fingerprint=j.fingerprint) for j in self.skipped)]
 
     def summary(self) -> dict[str, int]:
         return {"pairs": len(self.todo) + len(self.skipped) + len(self.failed), "todo": len(self.todo),
@@ -169,10 +179,11 @@ def pair_fingerprint(config: EngineConfig, content_sha: str, style_shas: Sequenc
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only: Iterable[str] | None = None,
-               batch_size: int = 4, cached: Callable[[str], bool] | None = None,
-               select: Callable[[str, str], bool] | None = None, index: PlanIndex | None = None) -> Plan:
-    """Decide what a run does; touches no GPU.
+def build_plan(manifest: Manifest, output: Storage, options: RunOptions = RunOptions(), *,
+               cached: Callable[[str], bool] | None = None, select: Callable[[str, str], bool] | None = None,
+               index: PlanIndex | None = None) -> Plan:
+    """Decide what a run does; touches no GPU. From `options`: `force` (redo pairs already done),
+    `only` (content/style ids to keep) and `batch_size` (pairs per engine call).
 
     Requests scale with what changed: one listing of results/, one read of the plan index
     (default: the one for this output in the manifest's style cache, tasks/plan_index.py), and
@@ -181,7 +192,8 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     `select(content id, style id)` keeps only some pairs (a shard's, tasks/shards.py); the
     inputs of the other pairs are not even looked at.
     """
-    wanted = set(only) if only else None
+    force = options.force
+    wanted = set(options.only) if options.only else None
     contents = {ref.id: ref for ref in manifest.contents}
     styles = {ref.id: ref for ref in manifest.styles}
     pairs = [p for p in manifest.pairs if (wanted is None or p.content in wanted or p.style in wanted)
@@ -222,7 +234,7 @@ def build_plan(manifest: Manifest, output: Storage, *, force: bool = False, only
     index.forget_except(inputs={u for ref in (*manifest.contents, *manifest.styles) for u in ref.uris},
                         results=None if force else {layout.pair_name(*_pair_of(k)) for k in finished})
     index.save()
-    return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, batch_size), cached_styles,
+    return Plan(todo, skipped, failed, list(style_jobs.values()), make_batches(todo, infos, options.batch_size), cached_styles,
                 index, sum(1 for info in infos.values() if info.read))
 
 

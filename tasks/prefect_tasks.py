@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.states import Completed, Failed, State
 
-from nst_engine import ProgressEvent
+from nst_engine.optimize import ProgressEvent
 from tasks import progress
 from tasks.engine_work import BatchFailed, compute_style_target, stylize_batch
 from tasks.interrupt import check_stop
@@ -58,8 +58,8 @@ def gpu_slot(options: RunOptions) -> Iterator[None]:
 def style_target_task(job: StyleJob, cache_uri: str, device: str, options: RunOptions) -> dict[str, Any]:
     with gpu_slot(options):
         computed = compute_style_target(job, StyleCache.at(cache_uri), device)
-    get_run_logger().info("style %s at %d px: %s", job.style_id, job.side, "computed" if computed else "cached")
-    return {"key": job.key, "style": job.style_id, "side": job.side, "computed": computed}
+    get_run_logger().info("style %s at %d px: %s", job.style, job.side, "computed" if computed else "cached")
+    return {"key": job.key, "style": job.style, "side": job.side, "computed": computed}
 
 
 @task(name="stylize-batch", cache_policy=NO_CACHE)
@@ -67,7 +67,7 @@ def stylize_batch_task(jobs: list[PairJob], output_uri: str, cache_uri: str, opt
     """Completed with every pair's outcome, or Failed (no traceback: an unreadable input is
     not a bug) naming each failed pair, with a BatchFailed holding every outcome as its data."""
     logger = get_run_logger()
-    names = [f"{job.content_id} x {job.style_id}" for job in jobs]
+    names = [job.label for job in jobs]
     sink = progress.current()
 
     def on_progress(event: ProgressEvent) -> None:

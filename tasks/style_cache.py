@@ -31,7 +31,7 @@ def cache_location(manifest_cache: str | None) -> str:
 def style_cache_key(style_sha256s: Sequence[str], blend: Sequence[float], side: int, layers: Sequence[str],
                     pooling: str, weights_identity: str, matched_to: str | None = None,
                     statistic: str = "gram") -> str:
-    """The one definition of a style target's identity (DESIGN.md: caching style Grams).
+    """The one definition of a style target's identity (docs/design.md: caching style targets).
 
     `matched_to` is the content's sha256 when the style's colours were matched to it;
     `statistic` names the style statistic (nst_engine.statistics), so entries never mix.

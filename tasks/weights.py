@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from nst_engine.vgg import is_random_weights
+from tasks.manifest import Manifest
 from tasks.options import RunOptions
 from tasks.stores import is_local, open_storage, split_object
 from tasks.stores.base import StorageError
@@ -66,6 +67,12 @@ def weights_problem(weights: str) -> str | None:
     except WeightsError as exc:
         return str(exc)
     return None
+def weights_problems(manifest: Manifest) -> list[str]:
+    """Why each weights source the manifest's pairs use cannot be used here (empty: all can)."""
+    return [problem for weights in sorted({pair.engine.weights for pair in manifest.pairs})
+            if (problem := weights_problem(weights))]
+
+
 def random_weights_warning(manifest_weights: str, options: RunOptions) -> str | None:
     """Why this run's weights are random, or None when they are not: asked for by the manifest,
     asked for by the run (--weights), or a fallback because the manifest's could not be loaded."""

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_validate_and_dry_run_say_when_the_weights_cannot_be_had(tmp_path: Path,
     make_image(8, 8, 1).save(tmp_path / "a.png")
     torch.save({"features.0.weight": torch.zeros(3, 3, 3, 3)}, tmp_path / "small.pth")
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\n")  # imagenet by default
+    manifest.write_text("version: 1\nname: x\ncontents: [a.png]\nstyles: [a.png]\nengine: {weights: imagenet}\n")
     assert main([command[0], str(manifest), *command[1:]]) == 1
     err = capsys.readouterr().err
     assert "not in torchvision's cache" in err and "--weights" in err
@@ -97,17 +98,43 @@ def test_a_resume_with_nothing_to_do_never_imports_prefect(tmp_path: Path, prefe
                         "engine: {size: 32, iterations: 2, weights: random}\n")
     assert main(["run", str(manifest), "--quiet"]) == 0
     assert "resume: 1 done, 0 skipped, 0 failed" in capsys.readouterr().out  # type: ignore[attr-defined]
-    # again, in a fresh process: every pair is done, so it plans, says so and stops, without Prefect
-    code = ("import sys; from nst_cli.main import main; rc = main(['run', sys.argv[1]]); "
-            "print('prefect imported:', 'prefect' in sys.modules); sys.exit(rc)")
-    again = subprocess.run([sys.executable, "-c", code, str(manifest)], capture_output=True, text=True, cwd=ROOT,
-                           timeout=300)
+    report = tmp_path / "out" / "resume" / "run.json"
+    report.unlink()
+    # again, in a fresh process: every pair is done, so it plans, writes run.json and the gallery
+    # as the flow would, and stops, without Prefect
+    again = _run_without_prefect(manifest)
     assert again.returncode == 0, again.stderr
-    assert "resume: nothing to do" in again.stdout and "prefect imported: False" in again.stdout
+    assert "prefect imported: False" in again.stdout
     assert "nothing to do (1 already done with the same fingerprint, 0 failing at planning)" in again.stdout
+    assert "resume: 0 done, 1 skipped, 0 failed" in again.stdout
+    assert json.loads(report.read_text())["counts"] == {"done": 0, "skipped": 1, "failed": 0}
+    assert "ok" in (tmp_path / "out" / "resume" / "index.html").read_text()
     dry = subprocess.run([sys.executable, "-m", "nst_cli", "run", str(manifest), "--dry-run"], capture_output=True,
                          text=True, cwd=ROOT, timeout=300)
     assert dry.returncode == 0 and "up to 0" not in dry.stdout and "nothing to do" in dry.stdout
+
+
+def _run_without_prefect(manifest: Path) -> "subprocess.CompletedProcess[str]":
+    """`nst run manifest` in a fresh process that says whether it imported Prefect."""
+    code = ("import sys; from nst_cli.main import main; rc = main(['run', sys.argv[1]]); "
+            "print('prefect imported:', 'prefect' in sys.modules); sys.exit(rc)")
+    return subprocess.run([sys.executable, "-c", code, str(manifest)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def test_a_rerun_whose_pairs_all_fail_at_planning_again_ends_without_prefect(tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "art.png")
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("version: 1\nname: broken\ncontents: [bad.png]\nstyles: [art.png]\ncache: cache\n"
+                        "engine: {size: 32, iterations: 2, weights: random}\n")
+    done = _run_without_prefect(manifest)
+    assert done.returncode == 1, done.stderr  # as the flow would exit: a pair failed
+    assert "prefect imported: False" in done.stdout and "broken: 0 done, 0 skipped, 1 failed" in done.stdout
+    assert "failed bad x art:" in done.stderr and "bad.png" in done.stderr
+    report = json.loads((tmp_path / "out" / "broken" / "run.json").read_text())
+    assert report["counts"] == {"done": 0, "skipped": 0, "failed": 1} and report["task_runs"] == 0
+    assert "bad.png" in (tmp_path / "out" / "broken" / "index.html").read_text()
 
 
 def test_bare_nst_prints_help_and_version_works(capsys: object) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from nst_engine.images import save_image
-from tasks.contact_sheet import main
+from nst_cli.main import main as nst
 from tests.conftest import make_image
 
 
@@ -26,18 +26,18 @@ def test_the_contact_sheet_shows_each_done_pair_and_labels_random_weights(tmp_pa
     from PIL import Image
 
     out = _run_folder(tmp_path, "random")
-    assert main([str(out), "--cell", "100"]) == 0
+    assert nst(["contact-sheet", str(out), "--cell", "100"]) == 0
     sheet = Image.open(out / "contact-sheet.png")
     assert sheet.width == 3 * 106 + 6  # content | style | result
     red = [p for p in sheet.crop((0, 0, sheet.width, 18)).get_flattened_data() if p[0] > 150 and p[1] < 60]
     assert red  # the random-weights label
     other = _run_folder(tmp_path / "trained", "imagenet")
-    assert main([str(other), "--cell", "100"]) == 0
+    assert nst(["contact-sheet", str(other), "--cell", "100"]) == 0
     top = Image.open(other / "contact-sheet.png")
     assert top.height < sheet.height  # no label row
     assert not [p for p in top.crop((0, 0, top.width, 18)).get_flattened_data() if p[0] > 150 and p[1] < 60]
 
 
 def test_no_run_report_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(tmp_path)]) == 1
+    assert nst(["contact-sheet", str(tmp_path)]) == 1
     assert "run.json" in capsys.readouterr().err

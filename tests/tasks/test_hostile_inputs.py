@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tasks.manifest import load_manifest
+from tasks.options import RunOptions
 from tasks.plan import build_plan
 from tasks.stores.local import LocalStorage
 from tasks.style_cache import StyleCache
@@ -30,13 +31,13 @@ def test_hostile_contents_fail_only_their_own_pairs(tmp_path: Path) -> None:
     manifest = load_manifest(tmp_path / "m.yaml")
     output, cache = LocalStorage(tmp_path / "out"), StyleCache(LocalStorage(tmp_path / "cache"))
 
-    plan = build_plan(manifest, output, batch_size=4)  # used to crash on the bomb's header
+    plan = build_plan(manifest, output, RunOptions(batch_size=4))  # used to crash on the bomb's header
 
     failed = {outcome.content: outcome.reason for outcome in plan.failed}
     assert set(failed) == {"bomb", "strip"}
     assert failed["bomb"].startswith(f"{tmp_path / 'bomb.png'}: ") and "decompression bomb" in failed["bomb"]
     assert failed["strip"].startswith(f"{tmp_path / 'strip.png'}: 2x60000 is too thin")
-    assert [[job.content_id for job in batch] for batch in plan.batches] == [["good", "scan", "cut"]]
+    assert [[job.content for job in batch] for batch in plan.batches] == [["good", "scan", "cut"]]
 
     with pytest.raises(BatchFailed) as info:
         stylize_batch(plan.batches[0], output, cache)

@@ -28,7 +28,7 @@ def _write_results(plan, output: LocalStorage) -> None:
     for job in plan.todo:
         output.write(job.image_key, b"png")
         output.write(job.provenance_key, json.dumps({"fingerprint": job.fingerprint, "inputs": job.inputs}).encode())
-    record_results(plan, output, [PairOutcome(j.content_id, j.style_id, DONE) for j in plan.todo])
+    record_results(plan, output, [PairOutcome(j.content, j.style, DONE) for j in plan.todo])
 
 
 def test_second_plan_reads_no_input_and_no_provenance_and_a_rewrite_keeping_size_and_mtime_is_seen(tmp_path: Path):
@@ -59,8 +59,8 @@ def test_second_plan_reads_no_input_and_no_provenance_and_a_rewrite_keeping_size
     os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert photo.stat().st_size == before.st_size and photo.stat().st_mtime_ns == before.st_mtime_ns
     third = build_plan(manifest, output)
-    assert third.inputs_read == 1 and [j.content_id for j in third.todo] == ["c0"]
-    assert [j.content_id for j in third.skipped] == ["c1"]
+    assert third.inputs_read == 1 and [j.content for j in third.todo] == ["c0"]
+    assert [j.content for j in third.skipped] == ["c1"]
 
 
 def test_without_an_index_results_are_still_found_done_by_reading_their_provenance(tmp_path: Path):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tasks.manifest import load_manifest
+from tasks.options import RunOptions
 from tasks.plan import build_plan
 from tasks.stores.local import LocalStorage
 from tasks.style_cache import StyleCache
@@ -25,7 +26,7 @@ def _manifest(tmp_path: Path, engine: str) -> Path:
 def test_batch_with_one_undecodable_content_still_finishes_the_other(tmp_path: Path) -> None:
     manifest = load_manifest(_manifest(tmp_path, "{size: 32, iterations: 2, weights: random, match_histogram: true}"))
     output, cache = LocalStorage(tmp_path / "out"), StyleCache(LocalStorage(tmp_path / "cache"))
-    plan = build_plan(manifest, output, batch_size=4)
+    plan = build_plan(manifest, output, RunOptions(batch_size=4))
     assert plan.style_jobs == []  # colour-matched targets depend on the content: made in the batch
     assert [len(b) for b in plan.batches] == [2]
     (tmp_path / "c1.png").write_bytes((tmp_path / "c1.png").read_bytes()[:150])  # breaks after planning
@@ -72,7 +73,7 @@ def test_a_batch_that_runs_out_of_cuda_memory_is_split_and_every_pair_finishes(t
                         functools.partial(batching.stylize_batched, stylize_fn=out_of_memory_above_one))
     manifest = load_manifest(_manifest(tmp_path, "{size: 32, iterations: 3, weights: random}"))
     output, cache = LocalStorage(tmp_path / "out"), StyleCache(LocalStorage(tmp_path / "cache"))
-    plan = build_plan(manifest, output, batch_size=4)
+    plan = build_plan(manifest, output, RunOptions(batch_size=4))
     assert [len(b) for b in plan.batches] == [2]
     outcomes = stylize_batch(plan.batches[0], output, cache)
     assert [o.status for o in outcomes] == ["done", "done"] and calls == [2, 1, 1]

@@ -101,7 +101,7 @@ def test_a_worker_runs_the_deployment_and_its_artifacts_are_in_the_api(deployed_
 
 def test_a_partial_failure_is_reported_without_a_traceback(deployed_run: DeployedRun,
                                                            prefect_ui_server: Server) -> None:
-    """Issue 12: the run is Failed with the right counts, each failed pair has one log line with
+    """The run is Failed with the right counts, each failed pair has one log line with
     its reason and a task run in the list, and nothing logs a traceback (UI or worker)."""
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
