@@ -9,13 +9,20 @@ weights: memory and time do not depend on the weights' values.
 
     .venv/bin/python -m benchmarks.blockwise_memory                    # the table in docs/print-sizes.md
     .venv/bin/python -m benchmarks.blockwise_memory --sizes 512 --block 256   # a quick look
+    .venv/bin/python -m benchmarks.blockwise_memory --timing 512 --rounds 3   # the time overhead
+
+--timing measures the time overhead side by side in one process: whole and blocked evaluations
+alternate, `--rounds` times each, and the ratio of the medians is printed for wall time and for
+the process's CPU time (less disturbed by other work on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -72,6 +79,43 @@ def run_case(size: int, block: int) -> dict[str, float]:
             "seconds": seconds, "loss": loss}
 
 
+def _problems(size: int, block: int) -> tuple[torch.Tensor, _Problem, _Problem]:
+    config = CONFIG
+    extractor = VGGFeatures(random_state(0), set(config.content_layers) | set(config.style_layers), config.pooling)
+    generator = torch.Generator().manual_seed(0)
+    content, x = torch.rand(2, 3, size, size, generator=generator).split(1)
+    stat = get_statistic(config.style_statistic)
+    with torch.no_grad():
+        features = extractor(torch.rand(1, 3, 256, 256, generator=generator))
+        style_targets = {name: stat.compute(features[name]) for name in config.style_layers}
+        content_features = extractor(content)
+    content_targets = {name: content_features[name] for name in config.content_layers}
+    plan = blockwise.plan_blocks(size, size, block, config.block_margin)
+    return x, _Problem(extractor, content_targets, style_targets, config), \
+        _Problem(extractor, content_targets, style_targets, config, plan)
+
+
+def timing(size: int, block: int, rounds: int) -> None:
+    """Whole and blocked evaluations alternating in this process; medians of wall and CPU seconds."""
+    x, whole, blocked = _problems(size, block)
+    items = torch.arange(1)
+    seconds: dict[str, list[tuple[float, float]]] = {"whole": [], "blocked": []}
+    for _ in range(rounds + 1):  # the first round warms up
+        for name in ("whole", "blocked"):
+            wall, cpu = time.perf_counter(), time.process_time()
+            if name == "whole":
+                z = x.clone().requires_grad_(True)
+                whole.terms(z, items)["total"].sum().backward()
+            else:
+                blocked.blocked(items).loss_and_grad(x)
+            seconds[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    med = {name: [statistics.median(v[i] for v in runs[1:]) for i in (0, 1)] for name, runs in seconds.items()}
+    print(f"{size} px, blocks of {block} px, margin {CONFIG.block_margin} px, median of {rounds} alternating rounds: "
+          f"whole {med['whole'][0]:.2f} s wall / {med['whole'][1]:.2f} s CPU, blocked {med['blocked'][0]:.2f} s wall / "
+          f"{med['blocked'][1]:.2f} s CPU; blocked / whole: {med['blocked'][0] / med['whole'][0]:.2f}x wall, "
+          f"{med['blocked'][1] / med['whole'][1]:.2f}x CPU")
+
+
 def measure(size: int, block: int) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-m", "benchmarks.blockwise_memory", "--child", str(size), str(block)],
                          check=True, capture_output=True, text=True)
@@ -82,13 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--block", type=int, default=256)
+    parser.add_argument("--timing", type=int, metavar="SIZE", help="time whole vs blocked at SIZE instead")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.timing:
+        timing(args.timing, args.block, args.rounds)
+        return 0
     if args.child:
         print(json.dumps(run_case(*args.child)))
         return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; margin {CONFIG.block_margin} px; "
-          f"load average before: {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
+          f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print("| image | evaluation | peak RSS (MiB) | RSS before it (MiB) | peak - before (MiB) | seconds | loss |")
     print("|---|---|---:|---:|---:|---:|---|")
     rows: dict[tuple[int, int], dict[str, float]] = {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -69,7 +67,7 @@ def test_the_blocked_gradient_is_the_whole_images(statistic: str, normalization:
     terms, grad, blocked_terms, blocked_grad = _whole_and_blocked(config, 96, 96, 48)  # 2 x 2 blocks
     assert _relative(blocked_grad, grad) < 1e-5
     for name in ("content", "style", "tv", "total"):
-        assert float(blocked_terms[name]) == pytest.approx(float(terms[name]), rel=1e-5)
+        assert float(blocked_terms[name]) == pytest.approx(float(terms[name].detach()), rel=1e-5)
 
 
 def test_without_a_margin_blocks_are_not_exact() -> None:
@@ -79,27 +77,34 @@ def test_without_a_margin_blocks_are_not_exact() -> None:
     assert _relative(blocked_grad, grad) > 1e-3
 
 
-@pytest.mark.parametrize("statistic, normalization", [("gram", "none"), ("mean_covariance", "target")])
-def test_the_default_margin_covers_the_gatys_layers(statistic: str, normalization: str) -> None:
+def test_the_default_margin_covers_the_gatys_layers() -> None:
     """relu5_1 and relu4_2 with the default 96 px margin: blocks of 96 px along a 48 x 320 strip
-    (crops of 192-288 px, so every block is cut off from part of the image)."""
-    config = EngineConfig(weights="random", pooling="max", style_statistic=statistic, normalization=normalization,
+    (crops of 192-288 px, so every block is cut off from part of the image). The most sensitive
+    case: mean/covariance with the normalisation (benchmarks/blockwise_exactness.py has all four)."""
+    config = EngineConfig(weights="random", pooling="max", style_statistic="mean_covariance", normalization="target",
                           content_weight=1.0, style_weight=1e3, tv_weight=0.0)
     assert config.style_layers[-1] == "relu5_1" and config.block_margin == 96
     terms, grad, blocked_terms, blocked_grad = _whole_and_blocked(config, 48, 320, 96)
     assert _relative(blocked_grad, grad) < 1e-5
-    assert float(blocked_terms["total"]) == pytest.approx(float(terms["total"]), rel=1e-5)
+    assert float(blocked_terms["total"]) == pytest.approx(float(terms["total"].detach()), rel=1e-5)
 
 
 def test_blocked_and_whole_stylizations_give_the_same_image() -> None:
-    # The random-weights objective reaches relu4_1 (68 px receptive field): a 48 px margin holds it.
-    base = EngineConfig(size=96, scales=(0.5, 1.0), iterations=4, weights="random:7", device="cpu",
-                        block_margin=48, tolerance=0.0)
+    # The random-weights objective (avg pooling, TV, the target normalisation) reaches relu4_1,
+    # whose 68 px receptive field a 48 px margin holds: crops of 64-80 px in a 96 px image.
+    # The fixed step: the Wolfe line search's branches (f >= f_prev, ...) can flip on float noise
+    # and take another path (seen once: 6 vs 7 evaluations at the fine scale, pixels 0.06 apart).
+    base = EngineConfig(size=96, scales=(0.5, 1.0), iterations=3, weights="random", device="cpu",
+                        block_margin=48, tolerance=0.0, line_search="fixed")
+    assert base.style_layers[-1] == "relu4_1"
     content, style = make_image(96, 64, seed=3), make_image(64, 64, seed=4, kind="style")
     whole = stylize([content], [[style]], base)
     blocked = stylize([content], [[style]], base.replace(block_size=32))
-    assert float((blocked.images - whole.images).abs().max()) < 1e-3  # float noise through 8 L-BFGS steps
-    assert blocked.losses[0].total == pytest.approx(whole.losses[0].total, rel=1e-4)
+    # Measured: 4.5e-5 at most, 7.5e-7 on average. A margin short of the receptive field (48 px
+    # with the Gatys layers, up to relu5_1) gave 1.3e-2 at most.
+    difference = (blocked.images - whole.images).abs()
+    assert float(difference.max()) < 1e-3 and float(difference.mean()) < 1e-5
+    assert blocked.losses[0].total == pytest.approx(whole.losses[0].total, rel=1e-5)
     coarse, fine = blocked.optimization(0)
     assert coarse["blocks"] == {"size": 32, "margin": 48, "grid": [1, 2], "count": 2}  # 48 x 32 px
     assert fine["blocks"] == {"size": 32, "margin": 48, "grid": [2, 3], "count": 6}  # 96 x 64 px
