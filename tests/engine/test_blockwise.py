@@ -122,7 +122,7 @@ def test_block_settings_are_checked_and_leave_fingerprints_alone() -> None:
 
 def test_the_memory_model_plans_blocks_and_a_shorter_history(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "_mem_available", lambda: 1 << 50)  # the budget decides, not this machine
-    config = EngineConfig(iterations=500)
+    config = EngineConfig(iterations=500, lbfgs_history=100)  # the shrinking shows above 25 pairs
     whole = memory.estimate(2048, 2048, config).per_image
     assert memory.plan_block(2048, 2048, config, "cpu", budget=2 * whole) == 0  # fits: no blocks
     budget = whole // 3
