@@ -24,7 +24,13 @@ from tasks.interrupt import request_stop, reset
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 GRACE_ENV = "NST_STOP_GRACE_SECONDS"
 DEFAULT_GRACE_SECONDS = 90.0
+# Once the work's server is gone, how long it may take to notice the stop before it is left behind.
+ABANDON_GRACE_SECONDS = 5.0
 T = TypeVar("T")
+
+
+class RunAbandoned(Exception):
+    """The work was left running in its thread because what it needs went away; the message says what."""
 
 
 @contextlib.contextmanager
@@ -70,8 +76,12 @@ def _give_up(command: str, signum: int, grace: float) -> None:
     os._exit(128 + signum)
 
 
-def run_beside_signal_handlers(work: Callable[[], T]) -> T:
+def run_beside_signal_handlers(work: Callable[[], T], *, gone: Callable[[], str | None] | None = None) -> T:
     """Run `work` in a worker thread while the main thread waits, free to run signal handlers.
+
+    `gone()`, asked while waiting, names what the work depends on that went away (the Prefect
+    server): then a stop is requested, and if the work has not ended ABANDON_GRACE_SECONDS later
+    (it is likely waiting out Prefect's retries) it is left behind: RunAbandoned is raised.
 
     Prefect's flow engine installs its own SIGTERM handler in the thread that runs the flow when
     that is the main thread (it raises TerminationSignal and the run crashes with no report, as
@@ -91,6 +101,12 @@ def run_beside_signal_handlers(work: Callable[[], T]) -> T:
     worker.start()
     while worker.is_alive():
         worker.join(0.2)  # short waits: Python runs signal handlers between them
+        reason = gone() if gone is not None else None
+        if reason is not None:
+            request_stop(reason)
+            worker.join(ABANDON_GRACE_SECONDS)
+            if worker.is_alive() or "error" in outcome:
+                raise RunAbandoned(reason)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

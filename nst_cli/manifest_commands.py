@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from flows.names import SHARD_DEPLOYMENT
 from nst_cli.errors import fail
 from nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals
-from nst_cli.prefect_api import prefect_api
+from nst_cli.prefect_api import lost_server, prefect_api
 from nst_cli.run_display import TerminalProgress, plan_lines, print_summary
 from tasks import progress
 from tasks.layout import GALLERY_KEY
 from tasks.manifest import load_manifest
 from tasks.options import RunOptions
 from tasks.report import summary_line
-from tasks.run_finish import finish_without_engine
+from tasks.run_finish import finish_after_lost_run, finish_without_engine
 from tasks.run_setup import PreparedRun, WeightsUnavailableError, prepare_run
 from tasks.weights import weights_problems
 
@@ -164,13 +165,21 @@ def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if args.verbose else "CRITICAL")
     display = None if args.quiet else TerminalProgress(run.options.log_every)
     previous = progress.install(display)
+    lost: str | None = None
     try:
-        with prefect_api(), stop_on_signals("run") as signals:
-            state, report = run_beside_signal_handlers(lambda: _run_flow(args, run))
+        with prefect_api() as server, stop_on_signals("run") as signals:
+            try:
+                state, report = run_beside_signal_handlers(lambda: _run_flow(args, run), gone=server.lost)
+            except Exception as exc:  # noqa: BLE001 - anything else is re-raised
+                lost = server.lost() or lost_server(exc)
+                if lost is None:
+                    raise
     finally:
         progress.install(previous)
         if display is not None:
             display.close()
+    if lost is not None:
+        _end_without_server(run, lost, quiet=args.quiet)
     print_summary(report, rows=not args.quiet)
     if not report.get("report_error"):  # else print_summary said why there is no gallery
         print(f"gallery: {run.storage.url(GALLERY_KEY)}")
@@ -180,6 +189,22 @@ def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
               file=sys.stderr)
         return 128 + signals[0]
     return 1 if report["counts"]["failed"] or report.get("report_error") or not state.is_completed() else 0
+
+
+def _end_without_server(run: PreparedRun, reason: str, *, quiet: bool) -> NoReturn:
+    """The Prefect server went away mid-run: the reports from what reached the output, one line
+    on why, and exit 1 now. Not a normal return: Prefect's exit hooks would try to send the
+    run's last logs to the vanished server for minutes."""
+    logging.raiseExceptions = False  # Prefect's log sender would print an error per failed batch
+    report = finish_after_lost_run(run, reason)
+    print_summary(report, rows=not quiet)
+    if not report.get("report_error"):
+        print(f"gallery: {run.storage.url(GALLERY_KEY)}")
+    print(f"nst run: error: {reason}; results written so far are kept: rerun the same command to finish",
+          file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _uses_dask(args: argparse.Namespace) -> bool:

@@ -5,6 +5,10 @@ plain child process, seen left running as an orphan. Ours is the same server (uv
 `prefect.server.api.server:create_app`, no UI, the same database under PREFECT_HOME) started
 with the kernel's parent-death signal (Linux prctl PR_SET_PDEATHSIG), so it dies with `nst run`
 however `nst run` ends; on a normal exit it is stopped like Prefect's.
+
+A server that goes away mid-run is noticed by `ServerWatch` (our temporary server: its process
+exited; a configured one: its health check failing for LOST_AFTER_SECONDS), so the run can end
+in seconds instead of waiting out Prefect's retries (measured: 292 s, with a traceback, before).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from nst_cli.errors import fail
 PR_SET_PDEATHSIG = 1
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 HEALTH_TRIES = 3  # a configured PREFECT_API_URL is tried this many times before nst run gives up
+# A configured server is lost once its health check has failed this long: about what Prefect's
+# own retries give one request (5 retries, 2 + 4 + ... + 32 s), so a restart within it is ridden out.
+LOST_AFTER_SECONDS = 60.0
+HEALTH_EVERY_SECONDS = 5.0
 
 
 def _die_with_parent() -> None:  # runs in the child, between fork and exec
@@ -122,9 +130,45 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+class ServerWatch:
+    """Whether the run's Prefect server is still there; `lost()` is cheap to call often."""
+
+    def __init__(self, api_url: str, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.api_url = api_url
+        self._process = process
+        self._checked = self._answered = time.monotonic()
+        self._reason: str | None = None
+
+    def lost(self) -> str | None:
+        """Why the server is gone, or None while it is (or may still be) there."""
+        if self._reason is None:
+            self._reason = self._process_exited() if self._process is not None else self._health_failing()
+        return self._reason
+
+    def _process_exited(self) -> str | None:
+        assert self._process is not None
+        code = self._process.poll()
+        if code is None:
+            return None
+        return f"the temporary Prefect server at {self.api_url} exited (code {code})"
+
+    def _health_failing(self) -> str | None:
+        now = time.monotonic()
+        if now - self._checked < HEALTH_EVERY_SECONDS:
+            return None
+        self._checked = now
+        if api_healthy(self.api_url):
+            self._answered = now
+            return None
+        if now - self._answered < LOST_AFTER_SECONDS:
+            return None
+        return f"the Prefect server at {self.api_url} has not answered its health check for {now - self._answered:.0f} s"
+
+
 @contextlib.contextmanager
-def prefect_api() -> Iterator[str]:
-    """Within the block Prefect talks to PREFECT_API_URL when set, else to a temporary server."""
+def prefect_api() -> Iterator[ServerWatch]:
+    """Within the block Prefect talks to PREFECT_API_URL when set, else to a temporary server;
+    the block gets the watch that says when that server is gone."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     configured = PREFECT_API_URL.value()
@@ -133,15 +177,17 @@ def prefect_api() -> Iterator[str]:
             fail(f"PREFECT_API_URL={configured} does not answer ({configured}/health, {HEALTH_TRIES} tries): "
                  "start that server (prefect server start), fix the URL, or unset PREFECT_API_URL to run "
                  "with a temporary local server", code=1)
-        yield str(configured)
+        yield ServerWatch(str(configured))
         return
     process, api_url = start_server(Path(PREFECT_HOME.value()) / "nst-temporary-server.log")
+    watch = ServerWatch(api_url, process)
     try:
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             try:
-                yield api_url
+                yield watch
             finally:
-                _send_pending_logs_and_events()
+                if watch.lost() is None:  # a lost server gets nothing; trying costs 2 x 10 s
+                    _send_pending_logs_and_events()
     finally:
         stop_server(process)
 

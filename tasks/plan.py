@@ -320,6 +320,13 @@ def _image_intact(output: Storage, key: str, written: object) -> bool:
     return True
 
 
+def finished_since_planning(plan: Plan, output: Storage) -> list[PairJob]:
+    """The pairs to do whose result is now in the output, intact and current: what a run that
+    ended early (its reports not written) had finished. One listing of results/."""
+    finished = {o.key: o for o in output.list_objects(layout.RESULTS_PREFIX + "/")}
+    return [job for job in plan.todo if _is_done(job, output, finished, plan.index)]
+
+
 def record_results(plan: Plan, output: Storage, outcomes: Iterable[PairOutcome]) -> None:
     """After a run: remember the fingerprints of the results it wrote (one small read and one stat
     each), so the next run's planning need not read them; then save the index."""

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from tasks.gallery import GalleryPage, gallery_html, settings_shown, write_input_thumbnails
 from tasks.layout import DONE, FAILED, GALLERY_KEY, REPORT_KEY, PairOutcome, image_key
 from tasks.output_guard import claim_output
+from tasks.plan import finished_since_planning
 from tasks.report import earlier_outcomes, run_report
 from tasks.run_setup import PreparedRun
 from tasks.stores import Storage, StorageError, read_json, write_json
@@ -59,7 +60,7 @@ def _write_gallery(run: PreparedRun, report: dict[str, Any], refresh_thumbnails:
     run.storage.write(GALLERY_KEY, gallery_html(page).encode(), content_type="text/html")
 
 
-def run_stats(run: PreparedRun, style_targets: dict[str, int], task_runs: int) -> dict[str, Any]:
+def run_stats(run: PreparedRun, style_targets: dict[str, int], task_runs: int | None) -> dict[str, Any]:
     """The figures every run report carries beside its pairs."""
     return {"style_targets": style_targets, "task_runs": task_runs, "output": run.storage.uri,
             "cache": run.cache_uri}
@@ -71,3 +72,22 @@ def finish_without_engine(run: PreparedRun) -> dict[str, Any]:
     claim_output(run.storage, run.manifest.name)
     nothing = {"planned": 0, "computed": 0, "cached": 0, "failed": 0}
     return write_results(run, run.plan.decided(), run_stats(run, nothing, 0))
+
+
+def finish_after_lost_run(run: PreparedRun, reason: str) -> dict[str, Any]:
+    """run.json and the gallery of a run whose flow could not finish (its Prefect server went
+    away): the pairs decided at planning, the pairs whose results reached the output since (done),
+    and the rest failed with `reason`, to be finished by a rerun."""
+    finished = {job.name for job in finished_since_planning(run.plan, run.storage)}
+    outcomes = run.plan.decided()
+    for job in run.plan.todo:
+        if job.name in finished:
+            outcomes.append(PairOutcome(job.content, job.style, DONE, fingerprint=job.fingerprint))
+        else:
+            outcomes.append(job.failed(f"not finished: {reason}; rerun to finish it"))
+    cache = run.cache
+    uncached = [job for job in run.plan.style_jobs if job.key not in run.plan.cached_styles]
+    computed = sum(1 for job in uncached if cache.has(job.key))
+    styles = {"planned": len(run.plan.style_jobs), "computed": computed, "cached": len(run.plan.cached_styles),
+              "failed": 0}  # a style that failed is told only by its pairs' reasons
+    return write_results(run, outcomes, run_stats(run, styles, None))  # its task runs were never counted

@@ -84,3 +84,29 @@ def test_a_killed_run_takes_its_temporary_server_with_it(tmp_path: Path) -> None
     proc.communicate(timeout=30)
     gone, _ = psutil.wait_procs([server], timeout=20)
     assert gone, "the temporary Prefect server outlived the killed `nst run`"
+
+
+def test_a_server_lost_mid_run_ends_in_seconds_with_a_report(tmp_path: Path) -> None:
+    """The temporary server dies (SIGKILL) after the first result: the run ends within seconds
+    instead of waiting out Prefect's retries (292 s before), with one line on why, and run.json
+    and the gallery say which pairs were done and which a rerun will finish."""
+    manifest = write_manifest(tmp_path / "lost", contents=3, styles=2, engine=SLOW_ENGINE)
+    out = manifest.parent / "out"
+    proc = _start_run(manifest, tmp_path / "home")
+    server = _server_of(proc)
+    _wait_for_first_result(out, proc)
+    killed = time.monotonic()
+    server.kill()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert time.monotonic() - killed < 30
+    assert "Traceback" not in stderr and "Error logging to API" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("nst run: error: the temporary Prefect server at http://")
+    report = json.loads((out / "run.json").read_text())
+    done = [p for p in report["pairs"] if p["status"] == "done"]
+    unfinished = [p for p in report["pairs"] if p["status"] == "failed"]
+    assert done and unfinished and len(done) + len(unfinished) == 6
+    assert all(p["reason"].startswith("not finished: the temporary Prefect server") for p in unfinished)
+    for pair in done:
+        assert (out / "results" / f"{pair['content']}--{pair['style']}.png").is_file()
+    assert "not finished" in (out / "index.html").read_text()
