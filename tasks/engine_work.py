@@ -23,7 +23,7 @@ from nst_engine.optimize import MIN_SIDE, resolve_device, style_block_planner, s
 from nst_engine.provenance import build_provenance
 from nst_engine.vgg import build_extractor, weights_identity
 from tasks.integrity import check_weights, read_checked
-from tasks.interrupt import RunStopped, stop_reason
+from tasks.interrupt import RunStopped, request_stop, stop_reason
 from tasks.layout import DONE, FAILED, PairOutcome
 from tasks.plan import PairJob, StyleJob, check_working_sizes
 from tasks.stores import Storage, StorageError
@@ -214,6 +214,8 @@ def _write_result(job: PairJob, item: Any, weights: Any, result: Any, output: St
         output.write(job.provenance_key, json.dumps(record, indent=2).encode(),  # last: marks it done
                      content_type="application/json", metadata=meta)
     except StorageError as exc:
+        if exc.unreachable:  # nothing more can be saved: the batches not started fail at once
+            request_stop(f"the output store did not answer ({exc.detail})")
         return job.failed(str(exc))
     return PairOutcome(job.content, job.style, DONE, losses=record["losses"], seconds=round(seconds, 3),
                        batch_size=item.batch, fingerprint=job.fingerprint)

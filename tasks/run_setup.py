@@ -14,12 +14,13 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator
 
+from tasks import interrupt
 from tasks.manifest import Manifest
 from tasks.options import RunOptions, manifest_for_run
 from tasks.output_guard import check_output_location, local_manifest_path
 from tasks.plan import Plan, build_plan
 from tasks.shards import shard_selector
-from tasks.stores import Storage, absolute, open_storage
+from tasks.stores import Storage, absolute, forget_unreachable, open_storage
 from tasks.style_cache import StyleCache, cache_location
 from tasks.weights import random_weights_warning, weights_problems
 
@@ -70,6 +71,9 @@ def prepare_run(manifest: Manifest, options: RunOptions, *, fallback_weights: st
     (another manifest's run included), RunOptionsError for `options.only` ids the manifest lacks.
     `options.shard` ("i/n") plans only that shard's pairs.
     """
+    # A new run: no stop request and no store left marked unreachable by an earlier run here.
+    interrupt.reset()
+    forget_unreachable()
     if fallback_weights and not options.weights:
         problems = weights_problems(manifest)
         if problems:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import posixpath
 import re
+import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,6 +32,15 @@ BUCKET_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 LOCAL_BACKEND = "tasks.stores.local:LocalStorage"  # paths without a scheme
 URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def forget_unreachable() -> None:
+    """Ask every store again: a new run should not inherit a store found not answering earlier
+    in this process (backends not loaded yet have nothing to forget)."""
+    for spec in BACKENDS.values():
+        module = sys.modules.get(spec.partition(":")[0])
+        if module is not None and hasattr(module, "forget_unreachable"):
+            module.forget_unreachable()
 
 
 def scheme_of(location: str) -> str | None:
@@ -180,6 +190,6 @@ def absolute(location: str, base_dir: Path | str) -> str:
     return str((path if path.is_absolute() else Path(base_dir) / path).resolve())
 
 
-__all__ = ["BACKENDS", "GLOB_CHARS", "ObjectInfo", "Storage", "StorageError", "absolute", "glob_objects",
+__all__ = ["BACKENDS", "GLOB_CHARS", "ObjectInfo", "Storage", "StorageError", "absolute", "forget_unreachable", "glob_objects",
            "glob_regex", "is_local", "join", "object_stem", "open_storage", "parent_of", "read_json",
            "read_uri", "scheme_of", "split_object", "stat_uri", "supported_schemes", "write_json"]

@@ -17,12 +17,14 @@ class StorageError(Exception):
     """A storage location could not be read or written; the message names it.
 
     `detail` is what went wrong without the location (e.g. "404: Not Found"), for callers that
-    name the location their own way.
+    name the location their own way. `unreachable`: the store itself did not answer (a timeout,
+    a refused or dropped connection), so every other request to it would fail the same way.
     """
 
-    def __init__(self, message: str, detail: str | None = None) -> None:
+    def __init__(self, message: str, detail: str | None = None, *, unreachable: bool = False) -> None:
         super().__init__(message)
         self.detail = detail or message
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +22,8 @@ from typing import Any, Mapping
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from tasks.stores.base import ObjectInfo, StorageError, check_key
 
@@ -33,6 +35,11 @@ _SLASHES = re.compile(r"/{2,}")
 
 MIB = 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit
+# A store that did not answer a request (after that request's retries) is not asked again for
+# this long, in this process: a frozen store then costs one request's retries (up to
+# max_attempts x read_timeout), not that much per pair and per report.
+UNREACHABLE_SECONDS = 120.0
+_unreachable: dict[tuple[str | None, str], tuple[float, str]] = {}  # (endpoint, bucket) -> (since, why)
 
 
 class S3ConfigError(StorageError):
@@ -104,6 +111,11 @@ class S3Settings:
 _client_lock = threading.Lock()
 
 
+def forget_unreachable() -> None:
+    """Ask every store again (a new run: a store down in the last one may be back)."""
+    _unreachable.clear()
+
+
 @functools.lru_cache(maxsize=8)
 def _client(settings: S3Settings) -> Any:
     # A Session per client: boto3 sessions are not thread-safe, clients are.
@@ -169,9 +181,30 @@ class S3Storage:
 
     def _fail(self, action: str, key: str, exc: Exception) -> StorageError:
         detail = describe_error(exc)
-        return StorageError(f"cannot {action} s3://{self.bucket}/{self._key(key)}: {detail}", detail)
+        no_answer = isinstance(exc, (BotoConnectionError, HTTPClientError))  # timeouts, refused, dropped
+        if no_answer:
+            _unreachable[self._store] = (time.monotonic(), detail)
+        return StorageError(f"cannot {action} s3://{self.bucket}/{self._key(key)}: {detail}", detail,
+                            unreachable=no_answer)
+
+    @property
+    def _store(self) -> tuple[str | None, str]:
+        return self.settings.endpoint_url, self.bucket
+
+    def _gate(self, action: str, key: str) -> None:
+        """Refuse at once while the store is known not to answer (see UNREACHABLE_SECONDS)."""
+        since, why = _unreachable.get(self._store, (None, ""))
+        if since is None:
+            return
+        ago = time.monotonic() - since
+        if ago >= UNREACHABLE_SECONDS:
+            _unreachable.pop(self._store, None)
+            return
+        detail = f"the store did not answer a request {ago:.0f} s ago ({why}); not asked again for {UNREACHABLE_SECONDS:g} s"
+        raise StorageError(f"cannot {action} s3://{self.bucket}/{self._key(key)}: {detail}", detail, unreachable=True)
 
     def exists(self, key: str) -> bool:
+        self._gate("check", key)
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
             return True
@@ -181,6 +214,7 @@ class S3Storage:
             raise self._fail("check", key, exc) from None
 
     def read(self, key: str) -> bytes:
+        self._gate("read", key)
         try:
             # ChecksumMode: botocore verifies the body against the checksum stored at upload.
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
@@ -193,6 +227,7 @@ class S3Storage:
         extra: dict[str, Any] = {"ChecksumAlgorithm": "SHA256", "Metadata": dict(metadata or {})}
         if content_type:
             extra["ContentType"] = content_type
+        self._gate("write", key)
         try:
             # The transfer manager sends one PUT below the threshold and a multipart upload above
             # it; either way the object appears under its key only once it is complete.
@@ -207,6 +242,7 @@ class S3Storage:
     def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
         """One ListObjectsV2 call per 1,000 keys (the paginator follows the continuation tokens)."""
         found = []
+        self._gate("list", prefix or "(root)")
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._key(prefix) if prefix else self.prefix)
@@ -219,6 +255,7 @@ class S3Storage:
 
     def stat(self, key: str) -> ObjectInfo:
         """One HEAD request; a missing object reads as 'cannot read ...: 404 ...'."""
+        self._gate("read", key)
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:  # noqa: BLE001
@@ -226,6 +263,7 @@ class S3Storage:
         return self._info(self._key(key), head["ContentLength"], head["ETag"])
 
     def read_versioned(self, key: str) -> tuple[bytes, ObjectInfo]:
+        self._gate("read", key)
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED")
             data = response["Body"].read()
@@ -235,7 +273,7 @@ class S3Storage:
 
     def url(self, key: str) -> str:
         """A presigned GET link (NST_S3_PRESIGN_SECONDS); the bucket can stay private."""
-        try:
+        try:  # signed here, no request: nothing to gate
             return self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
                                                       ExpiresIn=self.settings.presign_seconds)
         except Exception as exc:  # noqa: BLE001
@@ -243,6 +281,7 @@ class S3Storage:
 
     def version(self, key: str) -> str:
         """The object's ETag: one HEAD request."""
+        self._gate("check", key)
         try:
             return str(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]).strip('"')
         except Exception as exc:  # noqa: BLE001
@@ -250,6 +289,7 @@ class S3Storage:
 
     def download(self, key: str, target: Path) -> None:
         """Fetch to `target` in ranged parts (the transfer manager), checksums verified."""
+        self._gate("fetch", key)
         handle, temp = tempfile.mkstemp(dir=target.parent, prefix=".fetch-", suffix=target.suffix)
         os.close(handle)
         try:

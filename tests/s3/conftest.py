@@ -46,8 +46,10 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: SeaweedServer) -> Iterato
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
     s3._client.cache_clear()  # clients are cached per settings; start each test clean
+    s3.forget_unreachable()
     yield s3_server
     s3._client.cache_clear()
+    s3.forget_unreachable()
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""S3 weights on a real S3-compatible server: a corrupt local copy of s3:// weights is
-detected (sha256 recorded at fetch), said by `nst validate`, and fetched again."""
+"""S3 on a real S3-compatible server: a corrupt local copy of s3:// weights is detected
+(sha256 recorded at fetch), said by `nst validate`, and fetched again; a frozen output store
+ends a run in bounded time."""
 
 from __future__ import annotations
 
@@ -54,3 +55,34 @@ def test_an_oddly_named_object_in_a_glob_is_left_out_not_fatal(s3_env, bucket) -
     manifest = load_manifest(f"s3://{bucket}/m.yaml")
     assert [c.id for c in manifest.contents] == ["s", "a"] or [c.id for c in manifest.contents] == ["a", "s"]
     assert len(manifest.notes) == 2 and all("left out" in str(n) for n in manifest.notes)
+
+
+def test_a_frozen_output_store_ends_the_run_after_one_request(tmp_path: Path, prefect_server, s3_server, via_proxy,
+                                                             bucket, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every upload hangs (the store reads the request and never answers). The first result's
+    upload times out after its retries; no other request is sent for 120 s, so the pairs not yet
+    run fail at once instead of each waiting out a request's retries, and the run ends with
+    the reason (before: 60 s x 5 attempts per request, per pair and per report)."""
+    import time
+
+    from flows.stylize_manifest import run_manifest
+    from tasks.options import RunOptions
+    from tasks.stores import s3
+    from tests.s3.test_s3_flow import s3_manifest
+
+    monkeypatch.setenv("NST_S3_READ_TIMEOUT", "1")
+    monkeypatch.setenv("NST_S3_MAX_ATTEMPTS", "2")
+    s3._client.cache_clear()
+    manifest = s3_manifest(tmp_path / "frozen", s3_server, bucket, contents=3, styles=2,
+                           engine="size: 32, iterations: 2")
+    via_proxy.arm("hang", method="PUT", path_contains="/gallery/results/", times=-1)
+    started = time.monotonic()
+    state, report = run_manifest(str(manifest), RunOptions(batch_size=1))
+    assert time.monotonic() - started < 90
+    assert state.is_failed() and report["counts"] == {"done": 0, "skipped": 0, "failed": 6}
+    reasons = [p["reason"] for p in report["pairs"]]
+    assert sum("Read timeout" in r for r in reasons) >= 1, reasons
+    assert sum(r.startswith("not started: the output store did not answer") for r in reasons) >= 4, reasons
+    assert "did not answer" in report["report_error"]
+    hung = [seen for seen in via_proxy.seen if seen.method == "PUT" and seen.status == 0]
+    assert 1 <= len(hung) <= 2  # one upload and its retry, nothing after

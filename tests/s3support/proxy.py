@@ -1,8 +1,9 @@
 """A small fault-injecting HTTP proxy for S3 tests: sits between boto3 and SeaweedFS on 127.0.0.1.
 
 Requests are forwarded unchanged (the Host header too, so SigV4 signatures still verify). A
-test arms faults: answer the next N matching requests with 503 SlowDown or 500, or reset the
-connection after reading part of an upload's body. Every request is recorded.
+test arms faults: answer the next N matching requests with 503 SlowDown or 500, reset the
+connection after reading part of an upload's body, or hang (read the request, never answer: a
+frozen store). Every request is recorded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+HANG_SECONDS = 120
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
 ERROR_BODIES = {
     503: b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
@@ -25,7 +27,7 @@ ERROR_BODIES = {
 
 @dataclass
 class Fault:
-    action: str  # "503" | "500" | "reset"
+    action: str  # "503" | "500" | "reset" | "hang"
     method: str = "PUT"
     path_contains: str = ""
     times: int = 1  # how many matching requests get it; -1: all of them
@@ -47,6 +49,7 @@ class FaultProxy:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._closed = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,6 +84,7 @@ class FaultProxy:
             self.seen.clear()
 
     def close(self) -> None:
+        self._closed.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -109,6 +113,11 @@ class FaultProxy:
             request.connection.close()
             return
         body = _read_body(request)
+        if fault is not None and fault.action == "hang":
+            self._record(method, path, 0)
+            self._closed.wait(HANG_SECONDS)  # the client's read timeout ends it first
+            request.close_connection = True
+            return
         if fault is not None:
             status = int(fault.action)
             self._record(method, path, status)
