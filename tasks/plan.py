@@ -14,7 +14,6 @@ from nst_engine import EngineConfig
 from nst_engine.errors import ImageError
 from nst_engine.images import fit_size, image_size, load_image
 from nst_engine.optimize import MIN_SIDE, style_side
-from nst_engine.vgg import weights_identity
 from tasks import layout
 from tasks.layout import DONE, SKIPPED, PairOutcome
 from tasks.manifest import ImageRef, Manifest
@@ -22,7 +21,7 @@ from tasks.options import RunOptions, RunOptionsError
 from tasks.plan_index import KnownInput, PlanIndex
 from tasks.stores import ObjectInfo, Storage, StorageError, read_uri, stat_uri
 from tasks.style_cache import cache_location, style_key
-from tasks.weights import local_weights
+from tasks.weights import planned_identity
 
 # Prefect's server ingests ~13-16 task runs/s (docs/design.md): keep one flow run under this many.
 MAX_TASK_RUNS = 200
@@ -196,7 +195,7 @@ def build_plan(manifest: Manifest, output: Storage, options: RunOptions = RunOpt
     read only when the index does not know it. What was learned is saved back to the index.
     `select(content id, style id)` keeps only some pairs (a shard's, tasks/shards.py); the
     inputs of the other pairs are not even looked at. `save_index=False` (a dry run): nothing is
-    written anywhere.
+    written anywhere, not even a local copy of s3:// weights (tasks.weights.planned_identity).
     """
     force = options.force
     wanted = set(options.only) if options.only else None
@@ -231,7 +230,7 @@ def build_plan(manifest: Manifest, output: Storage, options: RunOptions = RunOpt
         if errors:
             failed.append(PairOutcome.failed(spec.content, spec.style, "; ".join(errors)))
             continue
-        job, jobs = _pair_job(spec.engine, content, style, infos, weight_ids)
+        job, jobs = _pair_job(spec.engine, content, style, infos, weight_ids, fetch=save_index)
         if _is_done(job, output, finished, index):
             skipped.append(job)
             continue
@@ -342,9 +341,9 @@ def record_results(plan: Plan, output: Storage, outcomes: Iterable[PairOutcome])
 
 
 def _pair_job(config: EngineConfig, content: ImageRef, style: ImageRef, infos: dict[str, InputInfo],
-              weight_ids: dict[str, str]) -> tuple[PairJob, list[StyleJob]]:
+              weight_ids: dict[str, str], fetch: bool) -> tuple[PairJob, list[StyleJob]]:
     if config.weights not in weight_ids:  # an s3:// file is fetched once, then known by its bytes
-        weight_ids[config.weights] = weights_identity(local_weights(config.weights))
+        weight_ids[config.weights] = planned_identity(config.weights, fetch=fetch)
     weights_id = weight_ids[config.weights]
     content_info = infos[content.uris[0]]
     style_shas = [infos[u].sha256 for u in style.uris]

@@ -53,6 +53,26 @@ def local_weights(weights: str) -> str:
     return str(target)
 
 
+def planned_identity(weights: str, *, fetch: bool = True) -> str:
+    """The identity a plan records for `weights` (nst_engine.vgg.weights_identity of the file the
+    engine will read). `fetch=False` (a dry run, which writes nothing): an object URI is not
+    downloaded; its identity is the sha256 recorded beside an intact local copy of the current
+    version, or, with none, a placeholder naming the version (its pairs then plan as to do)."""
+    from nst_engine.vgg import weights_identity  # torch: only when a plan is made
+
+    if fetch or is_local(weights):
+        return weights_identity(local_weights(weights))
+    root, key = split_object(weights)
+    try:
+        version = open_storage(root).version(key)
+    except StorageError as exc:
+        raise StorageError(f"cannot check weights {weights}: {exc.detail}", exc.detail) from None
+    target = _local_copy(weights, version)
+    if target.is_file() and _intact(target):
+        return "sha256:" + _checksum_file(target).read_text().strip()
+    return f"not fetched: {weights} version {version}"
+
+
 def _local_copy(weights: str, version: str) -> Path:
     name = hashlib.sha256(weights.encode()).hexdigest()[:16] + "-" + version.replace("-", "_") + ".pth"
     return weights_cache_dir() / name
@@ -102,9 +122,8 @@ def weights_problem(weights: str) -> str | None:
         except StorageError as exc:
             return (f"weights {weights} cannot be fetched: {exc.detail}; check the URI, the endpoint "
                     "(AWS_ENDPOINT_URL) and the credentials")
-        if target.is_file() and not _intact(target):  # said here; the run fetches it again
+        if target.is_file() and not _intact(target):  # said here, left alone; the run fetches it again
             log.warning("the local copy %s of weights %s is corrupt; the run will fetch it again", target, weights)
-            target.unlink(missing_ok=True)
         return None
     try:
         load_weights(weights)

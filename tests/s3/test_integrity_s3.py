@@ -86,3 +86,29 @@ def test_a_frozen_output_store_ends_the_run_after_one_request(tmp_path: Path, pr
     assert "did not answer" in report["report_error"]
     hung = [seen for seen in via_proxy.seen if seen.method == "PUT" and seen.status == 0]
     assert 1 <= len(hung) <= 2  # one upload and its retry, nothing after
+
+
+def test_a_dry_run_does_not_fetch_s3_weights(s3_env, bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run writes nothing, so it does not download s3:// weights to hash them: with no
+    local copy its pairs plan as to do; once a run fetched them, it knows them by the recorded sha256."""
+    from tasks.manifest import load_manifest
+    from tasks.options import RunOptions
+    from tasks.run_setup import prepare_run
+    from tests.conftest import make_image
+
+    cache = tmp_path / "weights"
+    monkeypatch.setenv("NST_WEIGHTS_CACHE", str(cache))
+    s3_env.client().put_object(Bucket=bucket, Key="vgg.pth", Body=bytes(range(256)) * 64)
+    make_image(40, 30, seed=1).save(tmp_path / "c.png")
+    make_image(32, 32, seed=2, kind="style").save(tmp_path / "s.png")
+    (tmp_path / "m.yaml").write_text(f"version: 1\nname: d\ncontents: [c.png]\nstyles: [s.png]\ncache: cache\n"
+                                     f"engine: {{size: 32, iterations: 1, weights: 's3://{bucket}/vgg.pth'}}\n")
+
+    dry = prepare_run(load_manifest(str(tmp_path / "m.yaml")), RunOptions().resolved(), dry_run=True)
+    assert len(dry.plan.todo) == 1 and dry.plan.todo[0].weights_id.startswith("not fetched: s3://")
+    assert not cache.exists() and not (tmp_path / "cache").exists()
+
+    real = prepare_run(load_manifest(str(tmp_path / "m.yaml")), RunOptions().resolved())  # fetches
+    assert real.plan.todo[0].weights_id.startswith("sha256:") and any(cache.iterdir())
+    again = prepare_run(load_manifest(str(tmp_path / "m.yaml")), RunOptions().resolved(), dry_run=True)
+    assert again.plan.todo[0].weights_id == real.plan.todo[0].weights_id
