@@ -133,3 +133,13 @@ def test_the_memory_model_plans_blocks_and_a_shorter_history(monkeypatch: pytest
     assert memory.lbfgs_history(config, 1024, 1024) == 100  # sizes up to 1024^2 keep theirs
     assert memory.lbfgs_history(config, 2048, 2048) == 25
     assert memory.lbfgs_history(config, 8192, 8192) == memory.MIN_LBFGS_HISTORY
+
+
+def test_cpu_plans_leave_half_the_available_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4096 px run planned against all of MemAvailable (23 GiB) took 2848 px blocks estimated at
+    22.7 GiB and was OOM-killed; the plan now fills at most half of it."""
+    monkeypatch.setattr(memory, "_mem_available", lambda: 23 << 30)
+    config = EngineConfig(size=4096)
+    block = memory.plan_block(3216, 4096, config, "cpu")
+    assert 0 < block < 2848
+    assert memory.blocked_estimate(3216, 4096, block, config).batch_bytes(1) <= (23 << 30) // 2
