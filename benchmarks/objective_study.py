@@ -42,6 +42,19 @@ CANDIDATES: dict[str, dict[str, Any]] = {
 }
 
 
+def make_scorer() -> Any:
+    """The quality tests' feature extractor: the original VGG-19 at the scored layers."""
+    return build_extractor("original", set(quality.SCORE_STYLE_LAYERS) | set(quality.SCORE_CONTENT_LAYERS))[0]
+
+
+def demo_pair(photo: str, painting: str, size: int) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+    """A demo photo and painting: the images as loaded, and as [1, 3, H, W] tensors at `size` (max side)."""
+    content_image = images.load_image(DEMO / f"{photo}.jpg")
+    style_image = images.load_image(DEMO / f"{painting}.jpg")
+    return (content_image, style_image, images.to_tensor(images.resize_max_side(content_image, size, 16)),
+            images.to_tensor(images.resize_max_side(style_image, size, 16)))
+
+
 def scores(scorer: Any, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, float]:
     """The three summary scores of one picture."""
     with torch.no_grad():
@@ -66,7 +79,7 @@ def main() -> None:
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
     steps = tuple(int(n) for n in args.scale_iterations.split(","))
-    scorer, _ = build_extractor("original", set(quality.SCORE_STYLE_LAYERS) | set(quality.SCORE_CONTENT_LAYERS))
+    scorer = make_scorer()
     photos = {name: images.load_image(DEMO / f"{name}.jpg") for name in PHOTOS}
     paintings = {name: images.load_image(DEMO / f"{name}.jpg") for name in PAINTINGS}
     chosen = [c for c in CANDIDATES if not args.only or c in args.only.split(";")]

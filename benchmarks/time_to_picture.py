@@ -20,17 +20,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from benchmarks.objective_study import scores
-from nst_engine import images, quality
+from benchmarks.objective_study import demo_pair, make_scorer, scores
 from nst_engine.config import EngineConfig
 from nst_engine.optimize import ProgressEvent, stylize
-from nst_engine.vgg import build_extractor
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo" / "images"
 EVERY = 10
 AHEAD = 20  # iterations looked ahead for "still improving"
 STYLE_STEP = 0.002
@@ -92,12 +88,8 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
     torch.set_num_threads(args.threads)
     photo, painting = args.pair.split(",")
-    content_image = images.load_image(DEMO / f"{photo}.jpg")
-    style_image = images.load_image(DEMO / f"{painting}.jpg")
-    content = images.to_tensor(images.resize_max_side(content_image, args.size, 16))
-    style = images.to_tensor(images.resize_max_side(style_image, args.size, 16))
-    layers = set(quality.SCORE_STYLE_LAYERS) | set(quality.SCORE_CONTENT_LAYERS)
-    scorer = build_extractor("original", layers, convention="caffe")[0]
+    content_image, style_image, content, style = demo_pair(photo, painting, args.size)
+    scorer = make_scorer()
     print(f"{photo} x {painting} at {args.size} px, {args.iterations} iterations, tolerance 0, "
           f"torch {torch.__version__}, {args.threads} threads")
     outcomes = {}

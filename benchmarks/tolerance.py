@@ -18,14 +18,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from benchmarks.objective_study import scores
-from nst_engine import images, quality
+from benchmarks.objective_study import demo_pair, make_scorer, scores
 from nst_engine.config import EngineConfig
 from nst_engine.optimize import stylize
-from nst_engine.vgg import build_extractor
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "examples" / "demo" / "images"
 PAIRS = (("astronaut", "starry_night"), ("chelsea", "scream"))
 
 
@@ -38,15 +35,11 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
     torch.set_num_threads(args.threads)
     tolerances = [float(t) for t in args.tolerances.split(",")]
-    layers = set(quality.SCORE_STYLE_LAYERS) | set(quality.SCORE_CONTENT_LAYERS)
-    scorer = build_extractor("original", layers, convention="caffe")[0]
+    scorer = make_scorer()
     rows: list[list[Image.Image]] = []
     print(f"{args.size} px, cap 500, torch {torch.__version__}, {args.threads} threads")
     for photo, painting in PAIRS:
-        content_image = images.load_image(DEMO / f"{photo}.jpg")
-        style_image = images.load_image(DEMO / f"{painting}.jpg")
-        content = images.to_tensor(images.resize_max_side(content_image, args.size, 16))
-        style = images.to_tensor(images.resize_max_side(style_image, args.size, 16))
+        content_image, style_image, content, style = demo_pair(photo, painting, args.size)
         row = []
         for tolerance in tolerances:
             config = EngineConfig(size=args.size, iterations=500, tolerance=tolerance)

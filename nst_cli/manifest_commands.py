@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from flows.names import SHARD_DEPLOYMENT
 from nst_cli.errors import fail
 from nst_cli.interrupts import run_beside_signal_handlers, stop_on_signals
-from nst_cli.prefect_api import lost_server, prefect_api
+from nst_cli.prefect_api import ServerWatch, lost_server, prefect_api
 from nst_cli.run_display import TerminalProgress, plan_lines, print_summary
 from tasks import progress
 from tasks.layout import GALLERY_KEY
@@ -169,7 +169,7 @@ def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
     try:
         with prefect_api() as server, stop_on_signals("run") as signals:
             try:
-                state, report = run_beside_signal_handlers(lambda: _run_flow(args, run), gone=server.lost)
+                state, report = run_beside_signal_handlers(lambda: _run_flow(args, run), gone=lambda: _gone(server))
             except Exception as exc:  # noqa: BLE001 - anything else is re-raised
                 lost = server.lost() or lost_server(exc)
                 if lost is None:
@@ -191,11 +191,20 @@ def _run_with_prefect(args: argparse.Namespace, run: PreparedRun) -> int:
     return 1 if report["counts"]["failed"] or report.get("report_error") or not state.is_completed() else 0
 
 
+def _gone(server: ServerWatch) -> str | None:
+    """Why the run's Prefect server is gone, or None. Once it is, Prefect's log sender and
+    logging's handlers would print an error (with a traceback) per failed send: silenced."""
+    reason = server.lost()
+    if reason is not None:
+        logging.raiseExceptions = False
+    return reason
+
+
 def _end_without_server(run: PreparedRun, reason: str, *, quiet: bool) -> NoReturn:
     """The Prefect server went away mid-run: the reports from what reached the output, one line
     on why, and exit 1 now. Not a normal return: Prefect's exit hooks would try to send the
     run's last logs to the vanished server for minutes."""
-    logging.raiseExceptions = False  # Prefect's log sender would print an error per failed batch
+    logging.raiseExceptions = False  # as in _gone: the loss may have been seen first as an exception
     report = finish_after_lost_run(run, reason)
     print_summary(report, rows=not quiet)
     if not report.get("report_error"):

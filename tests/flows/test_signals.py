@@ -50,13 +50,19 @@ def _wait_for_first_result(out: Path, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.3)
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_the_run_within_seconds_with_a_report(tmp_path: Path, signum: int, code: int) -> None:
-    manifest = write_manifest(tmp_path / "sig", contents=3, styles=2, engine=SLOW_ENGINE)
+def _run_past_first_result(folder: Path, home: Path) -> tuple[subprocess.Popen[str], psutil.Process, Path]:
+    """`nst run` of 3 x 2 slow pairs with its own temporary server, once its first result is written."""
+    manifest = write_manifest(folder, contents=3, styles=2, engine=SLOW_ENGINE)
     out = manifest.parent / "out"
-    proc = _start_run(manifest, tmp_path / "home")
+    proc = _start_run(manifest, home)
     server = _server_of(proc)
     _wait_for_first_result(out, proc)
+    return proc, server, out
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_run_within_seconds_with_a_report(tmp_path: Path, signum: int, code: int) -> None:
+    proc, server, out = _run_past_first_result(tmp_path / "sig", tmp_path / "home")
     sent = time.monotonic()
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=120)
@@ -90,17 +96,13 @@ def test_a_server_lost_mid_run_ends_in_seconds_with_a_report(tmp_path: Path) -> 
     """The temporary server dies (SIGKILL) after the first result: the run ends within seconds
     instead of waiting out Prefect's retries (292 s before), with one line on why, and run.json
     and the gallery say which pairs were done and which a rerun will finish."""
-    manifest = write_manifest(tmp_path / "lost", contents=3, styles=2, engine=SLOW_ENGINE)
-    out = manifest.parent / "out"
-    proc = _start_run(manifest, tmp_path / "home")
-    server = _server_of(proc)
-    _wait_for_first_result(out, proc)
+    proc, server, out = _run_past_first_result(tmp_path / "lost", tmp_path / "home")
     killed = time.monotonic()
     server.kill()
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
     assert time.monotonic() - killed < 30
-    assert "Traceback" not in stderr and "Error logging to API" not in stderr
+    assert "Traceback" not in stderr and "Error logging to API" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("nst run: error: the temporary Prefect server at http://")
     report = json.loads((out / "run.json").read_text())
     done = [p for p in report["pairs"] if p["status"] == "done"]
